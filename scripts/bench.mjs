@@ -1,0 +1,16 @@
+// npm run bench -- NAME [args]: runs dist/bench/NAME.mjs (built by npm run build).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'bench');
+const [name, ...args] = process.argv.slice(2);
+const file = name ? join(dir, `${name}.mjs`) : '';
+if (!name || !existsSync(file)) {
+  const have = existsSync(dir) ? readdirSync(dir).map((f) => f.replace(/\.mjs$/, '')) : [];
+  console.error(`usage: npm run bench -- NAME [args]   (NAME: ${have.join(', ') || 'run npm run build first'})`);
+  process.exit(2);
+}
+const r = spawnSync(process.execPath, [file, ...args], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

@@ -1,0 +1,5 @@
+// podwire's netlink layer: framing, attributes and sockets here; the families
+// (rtnetlink, nf_tables, generic netlink) in their own modules.
+export * from './message.js';
+export * from './attrs.js';
+export * from './socket.js';
