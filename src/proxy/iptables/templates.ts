@@ -1,0 +1,69 @@
+// Loads rules-templates/iptables/rules.tpl once and compiles each [section]
+// into line templates, so rendering 100k lines is string concatenation only.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Vars = Readonly<Record<string, string | number>>;
+
+interface LineTemplate {
+  /** Literal text and placeholder names, alternating: text, name, text, name, …, text. */
+  readonly parts: readonly string[];
+}
+
+export class Templates {
+  private readonly sections = new Map<string, LineTemplate[]>();
+
+  constructor(text: string) {
+    let current: LineTemplate[] | null = null;
+    for (const raw of text.split('\n')) {
+      const line = raw.trimEnd();
+      if (line === '' || line.startsWith('#')) continue;
+      const header = /^\[([\w.]+)\]$/.exec(line);
+      if (header) {
+        current = [];
+        this.sections.set(header[1]!, current);
+        continue;
+      }
+      if (!current) throw new Error(`iptables template line outside a [section]: ${line}`);
+      current.push({ parts: line.split(/\{\{(\w+)\}\}/) });
+    }
+  }
+
+  has(section: string): boolean {
+    return this.sections.has(section);
+  }
+
+  /** Appends the section's lines, filled in, to out. Throws on an unknown section or a missing variable. */
+  render(section: string, vars: Vars, out: string[]): void {
+    const lines = this.sections.get(section);
+    if (!lines) throw new Error(`iptables template has no section [${section}]`);
+    for (const { parts } of lines) {
+      let s = parts[0]!;
+      for (let i = 1; i < parts.length; i += 2) {
+        const v = vars[parts[i]!];
+        if (v === undefined) throw new Error(`iptables template [${section}] needs {{${parts[i]}}}`);
+        s += v + parts[i + 1]!;
+      }
+      out.push(s);
+    }
+  }
+}
+
+/** Finds rules-templates/ above this module (src/proxy/iptables in the repo, dist/ when bundled). */
+function templatePath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'rules-templates', 'iptables', 'rules.tpl');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error(`rules-templates/iptables/rules.tpl not found above ${fileURLToPath(import.meta.url)}`);
+}
+
+let loaded: Templates | null = null;
+
+export function iptablesTemplates(): Templates {
+  loaded ??= new Templates(readFileSync(templatePath(), 'utf8'));
+  return loaded;
+}
