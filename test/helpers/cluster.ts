@@ -8,7 +8,8 @@
 //   pod:        eth0 on its node's bridge (hairpin on), default route to the
 //               bridge, runs lab/echo-server.mjs (TCP and UDP)
 //   client:     eth0 on the lan, 10.0.0.100 and 10.0.0.101 (two sources for
-//               source-range tests), routes "external" VIP ranges to node 1
+//               source-range tests), routes "external" VIP ranges to node 1;
+//               the nodes' default route (it does not forward)
 //
 // Every namespace is named pw-t-<suite>-…, so NetnsScope.cleanup removes all of
 // it, including what a crashed run left.
@@ -148,6 +149,11 @@ export class Cluster {
     }
     this.client = await this.prepareNs('client');
     await this.lanPort('client', this.client, [`${CLIENT_IP4}/24`, `${CLIENT_IP4_ALT}/24`, `${CLIENT_IP6}/64`]);
+    // Off-cluster destinations go to the client, which does not forward: like an upstream that drops them.
+    for (const node of this.nodes) {
+      await must('ip', ['-n', node.ns, 'route', 'add', 'default', 'via', CLIENT_IP4]);
+      await must('ip', ['-n', node.ns, '-6', 'route', 'add', 'default', 'via', CLIENT_IP6]);
+    }
     const n1 = this.node(1);
     await must('ip', ['-n', this.client, 'route', 'add', EXTERNAL_RANGE4, 'via', n1.ip4]);
     await must('ip', ['-n', this.client, '-6', 'route', 'add', EXTERNAL_RANGE6, 'via', n1.ip6]);
