@@ -63,7 +63,16 @@ function hasJump(rules: readonly string[], j: Jump): boolean {
   return rules.some((r) => r.startsWith(`-A ${j.chain} `) && r.includes(`"${j.comment}"`) && r.endsWith(`-j ${j.target}`));
 }
 
+/** Where the last sync's time went (ms), for logs and the benchmark. */
+export interface SyncTimings {
+  canaryMs: number;
+  renderMs: number;
+  readbackMs: number;
+  restoreMs: number;
+}
+
 export class IptablesBackend implements ProxyBackend {
+  lastTimings: SyncTimings = { canaryMs: 0, renderMs: 0, readbackMs: 0, restoreMs: 0 };
   readonly mode = 'iptables' as const;
   readonly family;
   private tool: IptablesTool | null = null;
@@ -99,11 +108,16 @@ export class IptablesBackend implements ProxyBackend {
 
   async sync(req: SyncRequest): Promise<SyncResult> {
     const tool = await this.iptables();
+    const tm: SyncTimings = { canaryMs: 0, renderMs: 0, readbackMs: 0, restoreMs: 0 };
+    this.lastTimings = tm;
+    let t0 = performance.now();
     let full = req.changed === null || !this.known;
     if (!full && !(await this.canaryAlive(tool))) full = true;
+    tm.canaryMs = performance.now() - t0;
     const rewrite = full ? null : req.changed;
     const services = req.state.services;
 
+    t0 = performance.now();
     const rendered = this.renderer.render(services, rewrite);
     const natDecl: string[] = ['*nat', ...NAT_CHAINS.map((c) => `:${c} - [0:0]`)];
     const filterDecl: string[] = ['*filter', ...FILTER_CHAINS.map((c) => `:${c} - [0:0]`)];
@@ -122,7 +136,9 @@ export class IptablesBackend implements ProxyBackend {
     }
     if (full) {
       // Read back once: chains left by an earlier run, and jumps already in place.
+      const r0 = performance.now();
       const save = (await tool.save('nat')) + (await tool.save('filter'));
+      tm.readbackMs = performance.now() - r0;
       const nat = parseTable(save, 'nat');
       const filter = parseTable(save, 'filter');
       for (const c of nat.chains) if (isPerServiceChain(c) && !wanted.has(c)) deletes.push(c);
@@ -147,10 +163,14 @@ export class IptablesBackend implements ProxyBackend {
     parts.push('COMMIT', ...filterDecl, ...filterJumps, ...rendered.filter, 'COMMIT');
     if (full) parts.push('*mangle', `:${CANARY_CHAIN} - [0:0]`, 'COMMIT');
     parts.push('');
+    const text = parts.join('\n');
+    tm.renderMs = performance.now() - t0 - tm.readbackMs;
 
     try {
       if (this.renderer.localhostNodePorts()) this.enableRouteLocalnet();
-      await tool.restore(parts.join('\n'));
+      t0 = performance.now();
+      await tool.restore(text);
+      tm.restoreMs = performance.now() - t0;
     } catch (err) {
       this.known = false;
       metrics.iptablesRestoreFailuresTotal.inc();

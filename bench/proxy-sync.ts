@@ -1,0 +1,140 @@
+// npm run bench -- proxy-sync [--mode iptables] [--sizes 1000,5000,10000] [--flavours nft,legacy]
+//
+// Synthetic clusters of N services x 10 endpoints (one endpoint of ten on this
+// node, every tenth service with a node port), programmed into a fresh
+// namespace pw-b-ipt-<flavour>-<N>: cold full sync (podwire's own work vs
+// iptables-restore), rule lines (and kube-proxy's for the same cluster), a
+// one-endpoint change, one service added, and the process RSS.
+// One function per mode (benchIptables), so other backends add theirs beside it.
+import { execFileSync } from 'node:child_process';
+import { IptablesBackend } from '../src/proxy/iptables/index.js';
+import type { Flavour } from '../src/proxy/iptables/index.js';
+import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
+
+const args = process.argv.slice(2);
+function opt(name: string, dflt: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
+}
+
+const ENDPOINTS = 10;
+
+function ip4(base: number, n: number): string {
+  return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+function syntheticService(i: number, endpointShift = 0): ServiceView {
+  const info: ServicePortInfo = {
+    name: `bench/svc-${i}:http`,
+    namespace: 'bench',
+    service: `svc-${i}`,
+    portName: 'http',
+    protocol: 'TCP',
+    clusterIP: ip4(10, 0x600000 + i),
+    port: 80,
+    nodePort: i % 10 === 0 ? 30000 + (i / 10) % 2768 : 0,
+    externalIPs: [],
+    loadBalancerVIPs: [],
+    loadBalancerSourceRanges: [],
+    affinityTimeoutSeconds: 0,
+    externalPolicyLocal: false,
+    internalPolicyLocal: false,
+    healthCheckNodePort: 0,
+  };
+  const eps: EndpointInfo[] = [];
+  for (let j = 0; j < ENDPOINTS; j++) {
+    const local = (i + j) % ENDPOINTS === 0;
+    eps.push({ ip: ip4(11, i * ENDPOINTS + j + endpointShift), port: 8080, ready: true, serving: true, terminating: false, nodeName: local ? 'bench' : 'other', zone: '', isLocal: local });
+  }
+  return { info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps };
+}
+
+function stateOf(services: Map<string, ServiceView>): ProxyState {
+  return { family: 4, node: { name: 'bench', ips: ['10.0.0.1'], zone: '', labels: {}, podCIDRs: [] }, services };
+}
+
+/** kube-proxy writes the same lines plus a hairpin rule in every KUBE-SEP- chain; podwire only where it can matter. */
+function kubeProxyExtraLines(services: Map<string, ServiceView>): number {
+  let n = 0;
+  for (const v of services.values()) if (!v.info.externalPolicyLocal) n += v.allEndpoints.filter((e) => !e.isLocal).length;
+  return n;
+}
+
+const mib = (b: number) => (b / 1048576).toFixed(0);
+const s = (ms: number) => (ms / 1000).toFixed(2);
+
+
+async function benchIptables(size: number, flavour: Flavour): Promise<Record<string, string | number>> {
+  const ns = `pw-b-ipt-${flavour}-${size}`;
+  try {
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  } catch {
+    /* not there */
+  }
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const config: ProxyConfig = { family: 4, clusterCIDRs: ['11.0.0.0/8'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
+    const backend = new IptablesBackend(config, { netnsPath: `/run/netns/${ns}`, flavour });
+    const services = new Map<string, ServiceView>();
+    for (let i = 0; i < size; i++) {
+      const v = syntheticService(i);
+      services.set(v.info.name, v);
+    }
+    let t = performance.now();
+    const cold = await backend.sync({ state: stateOf(services), changed: null });
+    const coldMs = performance.now() - t;
+    const coldT = backend.lastTimings;
+    const lines = cold.counts?.['restore lines'] ?? 0;
+    const kubeProxyLines = lines + kubeProxyExtraLines(services);
+
+    // One endpoint of one service replaced.
+    const changed = syntheticService(7, 1);
+    services.set(changed.info.name, changed);
+    t = performance.now();
+    const ep = await backend.sync({ state: stateOf(services), changed: new Set([changed.info.name]) });
+    const epMs = performance.now() - t;
+    const canaryMs = backend.lastTimings.canaryMs;
+    if (ep.full) throw new Error('the one-endpoint change ran as a full sync');
+
+    const added = syntheticService(size);
+    services.set(added.info.name, added);
+    t = performance.now();
+    await backend.sync({ state: stateOf(services), changed: new Set([added.info.name]) });
+    const addMs = performance.now() - t;
+    const own = coldMs - coldT.restoreMs - coldT.readbackMs;
+    return {
+      flavour,
+      services: size,
+      'cold s': s(coldMs),
+      'podwire s': s(own),
+      'restore s': s(coldT.restoreMs),
+      'readback s': s(coldT.readbackMs),
+      'own %': ((100 * own) / coldMs).toFixed(1),
+      'rule lines': lines,
+      'kube-proxy lines': kubeProxyLines,
+      'ep change s': s(epMs),
+      'add svc s': s(addMs),
+      'canary s': s(canaryMs),
+      'change % of cold': ((100 * Math.max(epMs, addMs)) / coldMs).toFixed(1),
+      'rss MiB': mib(process.memoryUsage().rss),
+    };
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+async function main(): Promise<void> {
+  const mode = opt('mode', 'iptables');
+  const sizes = opt('sizes', '1000,5000,10000').split(',').map(Number);
+  const flavours = opt('flavours', 'nft,legacy').split(',') as Flavour[];
+  if (mode !== 'iptables') throw new Error(`proxy-sync: mode ${mode} is not implemented here (iptables only)`);
+  const rows: Record<string, string | number>[] = [];
+  for (const flavour of flavours) for (const size of sizes) {
+    const row = await benchIptables(size, flavour);
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
+  console.table(rows);
+}
+
+await main();
