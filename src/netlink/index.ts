@@ -3,3 +3,4 @@
 export * from './message.js';
 export * from './attrs.js';
 export * from './socket.js';
+export * from './rtnetlink.js';
