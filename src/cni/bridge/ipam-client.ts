@@ -1,0 +1,48 @@
+// The IPAM behind the bridge, as the spec says: ipam.type is exec'd from
+// CNI_PATH with the same config on stdin (so the reference host-local works
+// under podwire-bridge). podwire-ipam is meant to run in this process instead
+// (no second Node start) once src/ipam exposes its in-process API.
+import { CniError, ErrorCode, execPlugin, type Attachment, type CniEnv, type Result } from '../spec/index.js';
+import type { IpamBackend } from './attachment.js';
+
+export class ExecIpam implements IpamBackend {
+  constructor(
+    private readonly type: string,
+    private readonly raw: string,
+  ) {}
+
+  add(env: CniEnv): Result {
+    const r = execPlugin(this.type, { ...env, command: 'ADD' }, this.raw);
+    if (!r) throw new CniError(ErrorCode.Internal, `IPAM plugin ${this.type} returned no result for ADD`);
+    return r;
+  }
+
+  del(env: CniEnv): void {
+    execPlugin(this.type, { ...env, command: 'DEL' }, this.raw);
+  }
+
+  check(env: CniEnv): void {
+    execPlugin(this.type, { ...env, command: 'CHECK' }, this.raw);
+  }
+
+  /** An IPAM older than spec 1.1 has no GC/STATUS: it is told, answers error 1 or 4, and is skipped with a note on stderr. */
+  private optional(env: CniEnv, command: 'GC' | 'STATUS'): void {
+    try {
+      execPlugin(this.type, { ...env, command }, this.raw);
+    } catch (e) {
+      if (e instanceof CniError && (e.code === ErrorCode.IncompatibleVersion || e.code === ErrorCode.InvalidEnv || /unknown CNI_COMMAND/i.test(e.message))) {
+        process.stderr.write(`podwire-bridge: IPAM plugin ${this.type} does not support ${command}: ${e.message}\n`);
+        return;
+      }
+      throw e;
+    }
+  }
+
+  gc(env: CniEnv, _valid: Attachment[]): void {
+    this.optional(env, 'GC');
+  }
+
+  status(env: CniEnv): void {
+    this.optional(env, 'STATUS');
+  }
+}
