@@ -93,3 +93,38 @@ export async function ipJson(ns: string, args: string[]): Promise<Array<Record<s
 export async function linkNames(ns: string): Promise<string[]> {
   return (await ipJson(ns, ['link', 'show'])).map((l) => String(l.ifname));
 }
+
+export const PODWIRE_BRIDGE = new URL('../../cni-bin/podwire-bridge', import.meta.url).pathname;
+
+export interface PluginRun {
+  code: number;
+  out: Record<string, unknown>;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Execs a CNI plugin inside the node namespace, as a runtime would (env +
+ * stdin), without NODE_EXTRA_CA_CERTS. `plugin` is a path.
+ */
+export async function execInNode(
+  node: string,
+  plugin: string,
+  env: { command: string; containerId?: string; netns?: string; ifname?: string; args?: string; path?: string },
+  conf: unknown,
+): Promise<PluginRun> {
+  const childEnv: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: env.command,
+    CNI_PATH: env.path ?? `${REFERENCE_CNI_DIR}:${new URL('../../cni-bin', import.meta.url).pathname}`,
+  };
+  if (env.containerId !== undefined) childEnv.CNI_CONTAINERID = env.containerId;
+  if (env.netns !== undefined) childEnv.CNI_NETNS = env.netns;
+  if (env.ifname !== undefined) childEnv.CNI_IFNAME = env.ifname;
+  if (env.args !== undefined) childEnv.CNI_ARGS = env.args;
+  const r = await nsRun(node, plugin, [], { input: typeof conf === 'string' ? conf : JSON.stringify(conf), env: childEnv });
+  const text = r.stdout.trim();
+  let out: Record<string, unknown> = {};
+  if (text) out = JSON.parse(text) as Record<string, unknown>;
+  return { code: r.code, out, stdout: r.stdout, stderr: r.stderr };
+}

@@ -25,12 +25,16 @@ export class ExecIpam implements IpamBackend {
     execPlugin(this.type, { ...env, command: 'CHECK' }, this.raw);
   }
 
-  /** An IPAM older than spec 1.1 has no GC/STATUS: it is told, answers error 1 or 4, and is skipped with a note on stderr. */
+  /**
+   * An IPAM older than spec 1.1 has no GC/STATUS: it answers 1 (version), or
+   * 3/4 because its env checks predate those commands (host-local 1.1.1 says
+   * "missing containerID"). Then it is skipped with a note on stderr.
+   */
   private optional(env: CniEnv, command: 'GC' | 'STATUS'): void {
     try {
       execPlugin(this.type, { ...env, command }, this.raw);
     } catch (e) {
-      if (e instanceof CniError && (e.code === ErrorCode.IncompatibleVersion || e.code === ErrorCode.InvalidEnv || /unknown CNI_COMMAND/i.test(e.message))) {
+      if (e instanceof CniError && (e.code === ErrorCode.IncompatibleVersion || e.code === ErrorCode.UnknownContainer || e.code === ErrorCode.InvalidEnv || /unknown CNI_COMMAND/i.test(e.message))) {
         process.stderr.write(`podwire-bridge: IPAM plugin ${this.type} does not support ${command}: ${e.message}\n`);
         return;
       }

@@ -1,0 +1,168 @@
+// The podwire-bridge executable as a runtime runs it: exec'd inside a node
+// namespace with CNI_* and the config on stdin. Result versions, error codes
+// and exit status, concurrency, and chaining with Debian's portmap and tuning.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PODWIRE_BRIDGE, REFERENCE_CNI_DIR, execInNode, ipJson, linkNames, netConf, removeDataDir, reservations, tempDataDir } from '../helpers/cni.js';
+import { NetnsScope, netnsPath, nsMust } from '../helpers/netns.js';
+
+const scope = new NetnsScope('cnix');
+let node = '';
+let dataDir = '';
+
+const pw = (env: Parameters<typeof execInNode>[2], conf: unknown) => execInNode(node, PODWIRE_BRIDGE, env, conf);
+const addEnv = (id: string, pod: string) => ({ command: 'ADD', containerId: id, netns: netnsPath(pod), ifname: 'eth0' });
+const delEnv = (id: string, pod: string) => ({ command: 'DEL', containerId: id, netns: netnsPath(pod), ifname: 'eth0' });
+
+async function vethsOnNode(): Promise<string[]> {
+  return (await linkNames(node)).filter((n) => n.startsWith('veth'));
+}
+
+beforeAll(async () => {
+  await scope.cleanup();
+  node = await scope.create('node');
+  dataDir = tempDataDir();
+});
+
+afterAll(async () => {
+  await scope.cleanup();
+  removeDataDir(dataDir);
+});
+
+describe('results in the requested version', () => {
+  const versions = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'];
+  for (const v of versions) {
+    it(`cniVersion ${v}`, async () => {
+      const pod = await scope.create(`v${v.replace(/\./g, '')}`);
+      const conf = { ...netConf({ dataDir, name: 'pw-ver', subnet: '10.91.0.0/24' }), cniVersion: v };
+      const r = await pw(addEnv(`ctr-${v}`, pod), conf);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.out.cniVersion).toBe(v);
+      if (v === '0.1.0' || v === '0.2.0') {
+        expect(r.out.ip4).toMatchObject({ ip: expect.stringMatching(/^10\.91\.0\.\d+\/24$/), gateway: '10.91.0.1' });
+        expect(r.out.interfaces).toBeUndefined();
+      } else {
+        const ips = r.out.ips as Array<Record<string, unknown>>;
+        expect(ips[0]).toMatchObject({ address: expect.stringMatching(/^10\.91\.0\.\d+\/24$/), gateway: '10.91.0.1', interface: 2 });
+        if (v.startsWith('0.3') || v === '0.4.0') expect(ips[0]?.version).toBe('4');
+        else expect(ips[0]?.version).toBeUndefined();
+        expect((r.out.interfaces as Array<{ name: string }>).map((i) => i.name)[2]).toBe('eth0');
+      }
+      if (v === '0.4.0' || v === '1.0.0') {
+        const c = await pw({ ...addEnv(`ctr-${v}`, pod), command: 'CHECK' }, { ...conf, prevResult: r.out });
+        expect(c.code, c.stdout).toBe(0);
+      }
+      const d = await pw(delEnv(`ctr-${v}`, pod), conf);
+      expect(d.code, d.stdout).toBe(0);
+      expect(d.stdout).toBe('');
+    });
+  }
+  it('leaves the store and the node clean', async () => {
+    expect(reservations(dataDir, 'pw-ver')).toEqual([]);
+    expect(await vethsOnNode()).toEqual([]);
+  });
+});
+
+describe('errors: spec JSON on stdout, non-zero exit, nothing left', () => {
+  let pod = '';
+  beforeAll(async () => {
+    pod = await scope.create('err');
+  });
+  const conf = () => netConf({ dataDir, name: 'pw-err', subnet: '10.92.0.0/24' });
+  const cases: Array<[string, number, () => [Parameters<typeof execInNode>[2], unknown]]> = [
+    ['unsupported cniVersion', 1, () => [addEnv('e', pod), { ...conf(), cniVersion: '9.9.9' }]],
+    ['macspoofchk (not implemented)', 2, () => [addEnv('e', pod), { ...conf(), macspoofchk: true }]],
+    ['ipMasq without the nf_tables helper', 2, () => [addEnv('e', pod), { ...conf(), ipMasq: true }]],
+    ['CNI_IFNAME missing', 4, () => [{ command: 'ADD', containerId: 'e', netns: netnsPath(pod) }, conf()]],
+    ['not JSON', 6, () => [addEnv('e', pod), '{"cniVersion": ']],
+    ['bad mtu', 7, () => [addEnv('e', pod), { ...conf(), mtu: 'big' }]],
+    ['IPAM plugin not in CNI_PATH', 7, () => [addEnv('e', pod), { ...conf(), ipam: { type: 'no-such-ipam' } }]],
+    ['CNI_NETNS is not a namespace', 8, () => [{ ...addEnv('e', pod), netns: '/tmp' }, conf()]],
+  ];
+  for (const [what, code, mk] of cases) {
+    it(`${what} → code ${code}`, async () => {
+      const [env, c] = mk();
+      const r = await pw(env, c);
+      expect(r.code).not.toBe(0);
+      expect(r.out).toMatchObject({ code, msg: expect.any(String) });
+      expect(await vethsOnNode()).toEqual([]);
+      expect(await linkNames(pod)).toEqual(['lo']);
+      expect(reservations(dataDir, 'pw-err')).toEqual([]);
+    });
+  }
+});
+
+describe('30 concurrent ADDs and DELs', () => {
+  it('gives 30 distinct addresses, and the DELs leave an empty store and no veth', async () => {
+    const conf = netConf({ dataDir, name: 'pw-many', bridge: 'pwbrm', subnet: '10.93.0.0/24' });
+    const pods = await Promise.all(Array.from({ length: 30 }, (_, i) => scope.create(`m${i}`)));
+    const adds = await Promise.all(pods.map((p, i) => pw(addEnv(`ctr-m${i}`, p), conf)));
+    for (const a of adds) expect(a.code, a.stdout + a.stderr).toBe(0);
+    const ips = adds.map((a) => (a.out.ips as Array<{ address: string }>)[0]!.address);
+    expect(new Set(ips).size).toBe(30);
+    expect((await vethsOnNode()).length).toBe(30);
+    const dels = await Promise.all(pods.map((p, i) => pw(delEnv(`ctr-m${i}`, p), conf)));
+    for (const d of dels) expect(d.code, d.stdout).toBe(0);
+    expect(reservations(dataDir, 'pw-many')).toEqual([]);
+    expect(await vethsOnNode()).toEqual([]);
+  }, 120_000);
+});
+
+describe('chaining with the reference portmap and tuning (libcni order, prevResult)', () => {
+  it('ADD podwire-bridge → portmap → tuning, then DEL in reverse', async () => {
+    const pod = await scope.create('chain');
+    const list = {
+      cniVersion: '1.0.0',
+      name: 'pw-chain',
+      plugins: [
+        { type: 'podwire-bridge', bridge: 'pwbrc', isGateway: true, ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.94.0.0/24' }]] } },
+        { type: 'portmap', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }] } },
+        { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.accept_redirects': '0' } },
+      ],
+    };
+    const env = addEnv('ctr-chain', pod);
+    let prev: unknown;
+    for (const p of list.plugins) {
+      const conf = { cniVersion: list.cniVersion, name: list.name, ...p, ...(prev ? { prevResult: prev } : {}) };
+      const bin = p.type === 'podwire-bridge' ? PODWIRE_BRIDGE : `${REFERENCE_CNI_DIR}/${p.type}`;
+      const r = await execInNode(node, bin, env, conf);
+      expect(r.code, `${p.type}: ${r.stdout} ${r.stderr}`).toBe(0);
+      prev = r.out;
+    }
+    const final = prev as { interfaces: Array<{ name: string }>; ips: Array<{ address: string }> };
+    expect(final.interfaces.map((i) => i.name)).toEqual(['pwbrc', expect.stringMatching(/^veth/), 'eth0']);
+    expect((await nsMust(pod, 'sysctl', ['-n', 'net.ipv4.conf.eth0.accept_redirects'])).trim()).toBe('0');
+    const rules = await nsMust(node, 'iptables-save', []);
+    expect(rules).toMatch(/CNI-HOSTPORT-DNAT/);
+    expect(rules).toMatch(/--dport 18080/);
+    const check = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], prevResult: final };
+    expect((await pw({ ...env, command: 'CHECK' }, check)).code).toBe(0);
+    for (const p of [...list.plugins].reverse()) {
+      const conf = { cniVersion: list.cniVersion, name: list.name, ...p, prevResult: final };
+      const bin = p.type === 'podwire-bridge' ? PODWIRE_BRIDGE : `${REFERENCE_CNI_DIR}/${p.type}`;
+      const r = await execInNode(node, bin, { ...env, command: 'DEL' }, conf);
+      expect(r.code, `${p.type} DEL: ${r.stdout} ${r.stderr}`).toBe(0);
+    }
+    expect(await linkNames(pod)).toEqual(['lo']);
+    expect(await vethsOnNode()).toEqual([]);
+    expect(reservations(dataDir, 'pw-chain')).toEqual([]);
+    expect(await nsMust(node, 'iptables-save', [])).not.toMatch(/--dport 18080/);
+  });
+});
+
+describe('GC and STATUS', () => {
+  it('STATUS succeeds for a layer-2 network; GC with host-local (no GC before 1.1) is skipped with a note', async () => {
+    const l2 = { cniVersion: '1.1.0', name: 'pw-l2s', type: 'podwire-bridge', bridge: 'pwbrs' };
+    expect((await pw({ command: 'STATUS' }, l2)).code).toBe(0);
+    const gc = { ...netConf({ dataDir, name: 'pw-gc', subnet: '10.95.0.0/24' }), cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] };
+    const r = await pw({ command: 'GC' }, gc);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stderr).toMatch(/host-local does not support GC/);
+  });
+
+  it('prints the version and supported versions for VERSION', async () => {
+    const r = await pw({ command: 'VERSION' }, { cniVersion: '1.0.0' });
+    expect(r.out.supportedVersions).toContain('1.1.0');
+    const br = await ipJson(node, ['link', 'show', 'type', 'bridge']);
+    expect(Array.isArray(br)).toBe(true);
+  });
+});
