@@ -16,6 +16,8 @@ export interface IptablesBackendOptions {
   netnsPath?: string;
   /** Skip detection (benchmarks compare both). */
   flavour?: Flavour;
+  /** Run restores through this instead of the iptables programs (unit tests record the text). */
+  tool?: IptablesTool;
 }
 
 interface Owned {
@@ -91,7 +93,7 @@ export class IptablesBackend implements ProxyBackend {
   }
 
   private async iptables(): Promise<IptablesTool> {
-    this.tool ??= iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);
+    this.tool ??= this.opts.tool ?? iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);
     return this.tool;
   }
 

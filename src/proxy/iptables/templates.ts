@@ -50,15 +50,18 @@ export class Templates {
   }
 }
 
-/** Finds rules-templates/ above this module (src/proxy/iptables in the repo, dist/ when bundled). */
+/** Finds rules-templates/ above this module (src/proxy/iptables in the repo, dist/ when bundled) or the program. */
 function templatePath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'rules-templates', 'iptables', 'rules.tpl');
-    if (existsSync(p)) return p;
-    dir = dirname(dir);
+  const starts = [dirname(fileURLToPath(import.meta.url)), ...(process.argv[1] ? [dirname(process.argv[1])] : [])];
+  for (const start of starts) {
+    let dir = start;
+    for (let i = 0; i < 6; i++) {
+      const p = join(dir, 'rules-templates', 'iptables', 'rules.tpl');
+      if (existsSync(p)) return p;
+      dir = dirname(dir);
+    }
   }
-  throw new Error(`rules-templates/iptables/rules.tpl not found above ${fileURLToPath(import.meta.url)}`);
+  throw new Error(`rules-templates/iptables/rules.tpl not found above ${starts.join(' or ')}`);
 }
 
 let loaded: Templates | null = null;
