@@ -1,0 +1,170 @@
+// A transaction: objects to add, flush and delete, sent to the kernel as one
+// nfnetlink batch (BATCH_BEGIN … BATCH_END), which nf_tables applies fully or
+// not at all. Every message asks for an ack, so a failure names the object
+// that caused it.
+import { AttrBuilder } from '../attrs.js';
+import { native } from '../native.js';
+import { NETLINK_NETFILTER, NetlinkError, NetlinkSocket, type BatchPart } from '../socket.js';
+import { NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES } from './consts.js';
+import * as enc from './encode.js';
+import type { Chain, Element, Family, Rule, SetDef, Table } from './types.js';
+
+interface Op {
+  what: string;
+  parts: BatchPart[];
+}
+
+export class NftError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  /** What the failing message did, e.g. "add set inet podwire-cni pods". */
+  readonly object: string;
+  readonly extack: string | undefined;
+
+  constructor(object: string, cause: NetlinkError, more: number) {
+    super(`nftables: ${object}: ${cause.code}${cause.extack ? ` (${cause.extack})` : ''}${more > 0 ? ` (and ${more} more errors)` : ''}; nothing was applied`);
+    this.name = 'NftError';
+    this.errno = cause.errno;
+    this.code = cause.code;
+    this.object = object;
+    this.extack = cause.extack;
+  }
+}
+
+function setName(s: { family: Family; table: string; name: string }): string {
+  return `${s.family} ${s.table} ${s.name}`;
+}
+
+export class Transaction {
+  private readonly ops: Op[] = [];
+
+  private push(what: string, parts: BatchPart | BatchPart[]): this {
+    this.ops.push({ what, parts: Array.isArray(parts) ? parts : [parts] });
+    return this;
+  }
+
+  /** Adds a table, keeping it (and its contents) when it exists. */
+  addTable(t: Table): this {
+    return this.push(`add table ${t.family} ${t.name}`, enc.newTable(t));
+  }
+
+  /** Adds a table, failing with EEXIST when it exists. */
+  createTable(t: Table): this {
+    return this.push(`create table ${t.family} ${t.name}`, enc.newTable(t, { exclusive: true }));
+  }
+
+  deleteTable(family: Family, name: string, opts: { ifExists?: boolean } = {}): this {
+    return this.push(`delete table ${family} ${name}`, enc.delTable(family, name, opts.ifExists));
+  }
+
+  addChain(c: Chain): this {
+    return this.push(`add chain ${setName(c)}`, enc.newChain(c));
+  }
+
+  createChain(c: Chain): this {
+    return this.push(`create chain ${setName(c)}`, enc.newChain(c, { exclusive: true }));
+  }
+
+  flushChain(family: Family, table: string, chain: string): this {
+    return this.push(`flush chain ${family} ${table} ${chain}`, enc.flushChain(family, table, chain));
+  }
+
+  deleteChain(family: Family, table: string, chain: string, opts: { ifExists?: boolean } = {}): this {
+    return this.push(`delete chain ${family} ${table} ${chain}`, enc.delChain(family, table, chain, opts.ifExists));
+  }
+
+  addRule(r: Rule): this {
+    return this.push(`add rule ${r.family} ${r.table} ${r.chain}${r.comment ? ` (${r.comment})` : ''}`, enc.newRule(r));
+  }
+
+  /** Adds a set or map; an existing one with the same properties is kept with its elements. */
+  addSet(s: SetDef): this {
+    return this.push(`add ${s.data ? 'map' : 'set'} ${setName(s)}`, enc.newSet(s));
+  }
+
+  createSet(s: SetDef): this {
+    return this.push(`create ${s.data ? 'map' : 'set'} ${setName(s)}`, enc.newSet(s, { exclusive: true }));
+  }
+
+  flushSet(s: SetDef): this {
+    return this.push(`flush set ${setName(s)}`, enc.flushSet(s.family, s.table, s.name));
+  }
+
+  deleteSet(family: Family, table: string, name: string, opts: { ifExists?: boolean } = {}): this {
+    return this.push(`delete set ${family} ${table} ${name}`, enc.delSet(family, table, name, opts.ifExists));
+  }
+
+  /** Adds elements; an identical existing element is kept (with exclusive: EEXIST). */
+  addElements(s: SetDef, elements: readonly Element[], opts: { exclusive?: boolean } = {}): this {
+    if (elements.length === 0) return this;
+    return this.push(`add element ${setName(s)} (${elements.length})`, enc.newElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts));
+  }
+
+  /** Deletes elements by key; ifExists makes missing ones no error (Linux 6.3+). */
+  deleteElements(s: SetDef, elements: readonly Element[], opts: { ifExists?: boolean } = {}): this {
+    if (elements.length === 0) return this;
+    return this.push(`delete element ${setName(s)} (${elements.length})`, enc.delElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts.ifExists));
+  }
+
+  get size(): number {
+    return this.ops.length;
+  }
+
+  /** The messages between BATCH_BEGIN and BATCH_END, each with the op it belongs to. */
+  messages(): { parts: BatchPart[]; owner: string[] } {
+    const parts: BatchPart[] = [];
+    const owner: string[] = [];
+    for (const op of this.ops) {
+      for (const p of op.parts) {
+        parts.push(p);
+        owner.push(op.what);
+      }
+    }
+    return { parts, owner };
+  }
+}
+
+function batchMarker(type: number): BatchPart {
+  return { type, flags: 0, payload: new AttrBuilder().raw(enc.nfgenmsg('unspec', NFNL_SUBSYS_NFTABLES)).build() };
+}
+
+/** An nf_tables netlink connection in one network namespace. */
+export class NftConnection {
+  readonly socket: NetlinkSocket;
+
+  private constructor(socket: NetlinkSocket) {
+    this.socket = socket;
+  }
+
+  static open(netnsPath?: string): NftConnection {
+    return new NftConnection(NetlinkSocket.open(NETLINK_NETFILTER, netnsPath));
+  }
+
+  /** Applies the transaction atomically; throws NftError naming the first object the kernel refused. */
+  commit(tx: Transaction, opts: { timeoutMs?: number } = {}): void {
+    if (tx.size === 0) return;
+    const { parts, owner } = tx.messages();
+    const all = [batchMarker(NFNL_MSG_BATCH_BEGIN), ...parts, batchMarker(NFNL_MSG_BATCH_END)];
+    const bytes = all.reduce((n, p) => n + p.payload.length + 16, 0);
+    if (bytes > 6 << 20) this.growBuffers(bytes);
+    const { errors } = this.socket.batch(all, opts);
+    if (errors.length === 0) return;
+    errors.sort((a, b) => a.index - b.index);
+    const first = errors[0]!;
+    throw new NftError(owner[first.index - 1] ?? 'batch', first.error, errors.length - 1);
+  }
+
+  private growBuffers(bytes: number): void {
+    const SOL_SOCKET = 1;
+    const SO_SNDBUFFORCE = 32;
+    const SO_RCVBUFFORCE = 33;
+    const size = Math.min(bytes * 2, 1 << 30);
+    native().setsockoptInt(this.socket.fd, SOL_SOCKET, SO_SNDBUFFORCE, size);
+    native().setsockoptInt(this.socket.fd, SOL_SOCKET, SO_RCVBUFFORCE, size);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+

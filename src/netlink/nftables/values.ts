@@ -1,0 +1,142 @@
+// Values in the byte layout nf_tables compares: addresses and ports in network
+// order, protocols as one byte, concatenations with each field padded to a
+// 32-bit register. Also CIDR arithmetic for interval elements.
+import { isIPv4, isIPv6 } from 'node:net';
+
+export type IpFamily = 4 | 6;
+
+export function ipv4(s: string): Buffer {
+  if (!isIPv4(s)) throw new Error(`not an IPv4 address: ${s}`);
+  return Buffer.from(s.split('.').map(Number));
+}
+
+export function ipv6(s: string): Buffer {
+  if (!isIPv6(s)) throw new Error(`not an IPv6 address: ${s}`);
+  let text = s;
+  const out = Buffer.alloc(16);
+  // A trailing dotted quad (::ffff:1.2.3.4) becomes two groups.
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted) {
+    const v4 = ipv4(dotted[1]!);
+    text = text.slice(0, dotted.index) + `${v4.readUInt16BE(0).toString(16)}:${v4.readUInt16BE(2).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+export function ip(s: string): Buffer {
+  return isIPv4(s) ? ipv4(s) : ipv6(s);
+}
+
+export function ipFamily(s: string): IpFamily {
+  if (isIPv4(s)) return 4;
+  if (isIPv6(s)) return 6;
+  throw new Error(`not an IP address: ${s}`);
+}
+
+export function ipToString(b: Buffer): string {
+  if (b.length === 4) return [...b].join('.');
+  if (b.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, not ${b.length}`);
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+export interface Cidr {
+  family: IpFamily;
+  /** The address as written (a pod's own address in "10.1.0.5/24"). */
+  address: Buffer;
+  prefix: number;
+  /** First and last address of the network. */
+  first: Buffer;
+  last: Buffer;
+}
+
+export function toBig(b: Buffer): bigint {
+  return BigInt(`0x${b.toString('hex') || '0'}`);
+}
+
+export function fromBig(v: bigint, bytes: number): Buffer {
+  return Buffer.from(v.toString(16).padStart(bytes * 2, '0'), 'hex');
+}
+
+export function parseCidr(s: string): Cidr {
+  const slash = s.indexOf('/');
+  const addrText = slash < 0 ? s : s.slice(0, slash);
+  const family = ipFamily(addrText);
+  const bits = family === 4 ? 32 : 128;
+  const prefix = slash < 0 ? bits : Number(s.slice(slash + 1));
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits || (slash >= 0 && !/^\d+$/.test(s.slice(slash + 1)))) {
+    throw new Error(`bad prefix length in ${s}`);
+  }
+  const address = ip(addrText);
+  const v = toBig(address);
+  const hostBits = BigInt(bits - prefix);
+  const hostMask = (1n << hostBits) - 1n;
+  return { family, address, prefix, first: fromBig(v & ~hostMask, bits / 8), last: fromBig(v | hostMask, bits / 8) };
+}
+
+/** Inclusive ranges [first, last] of `bits`-bit numbers not covered by any of `holes`. */
+export function complementRanges(holes: Array<[bigint, bigint]>, bits: number): Array<[bigint, bigint]> {
+  const max = (1n << BigInt(bits)) - 1n;
+  const sorted = [...holes].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out: Array<[bigint, bigint]> = [];
+  let next = 0n;
+  for (const [lo, hi] of sorted) {
+    if (lo > next) out.push([next, lo - 1n]);
+    if (hi + 1n > next) next = hi + 1n;
+  }
+  if (next <= max) out.push([next, max]);
+  return out;
+}
+
+export function port(n: number): Buffer {
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`bad port ${n}`);
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 } as const;
+
+export function proto(p: keyof typeof IPPROTO | number): Buffer {
+  return Buffer.of(typeof p === 'number' ? p : IPPROTO[p]);
+}
+
+/** Integers nf_tables keeps in host order (meta mark, ct mark, numgen results). */
+export function u32host(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+/** Joins concatenation fields, each padded to a multiple of 4 bytes as the registers hold them. */
+export function concat(...fields: Buffer[]): Buffer {
+  return Buffer.concat(fields.map((f) => (f.length % 4 === 0 ? f : Buffer.concat([f, Buffer.alloc(4 - (f.length % 4))]))));
+}
+
+/** NUL-terminated string value (interface names). */
+export function ifname(name: string): Buffer {
+  const b = Buffer.alloc(16);
+  b.write(name, 'utf8');
+  return b;
+}
