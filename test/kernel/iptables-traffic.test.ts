@@ -46,7 +46,7 @@ beforeAll(async () => {
   a = await c.addPod('a', 1);
   b = await c.addPod('b', 1);
   r = await c.addPod('r', 2);
-  backend = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns) });
+  backend = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), canaryIntervalMs: 0 });
   const res = await backend.sync({ state: state(services()), changed: null });
   expect(res.full).toBe(true);
 }, 120_000);
@@ -146,7 +146,7 @@ describe('iptables backend, real traffic', () => {
   });
 
   it('a restarted backend re-syncs without duplicating jumps and removes what is gone', async () => {
-    const fresh = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns) });
+    const fresh = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), canaryIntervalMs: 0 });
     const fewer = services().filter((v) => v.info.service !== 'ext');
     await fresh.sync({ state: state(fewer), changed: null });
     const nat = await save('nat');

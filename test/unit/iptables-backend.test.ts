@@ -37,7 +37,7 @@ const both = (bEps = [ep('10.244.1.3')]) => state([view(a, [ep('10.244.1.2')]), 
 describe('IptablesBackend restore text', () => {
   it('full sync: every chain, jumps from built-in chains, canaries, one restore', async () => {
     const tool = new RecordingTool();
-    const be = new IptablesBackend(config(), { tool });
+    const be = new IptablesBackend(config(), { tool, canaryIntervalMs: 0 });
     const res = await be.sync({ state: both(), changed: null });
     expect(res.full).toBe(true);
     expect(tool.restores).toHaveLength(1);
@@ -64,7 +64,7 @@ describe('IptablesBackend restore text', () => {
 
   it('partial sync: shared chains whole, only the changed service\'s own chains, stale SEP deleted', async () => {
     const tool = new RecordingTool();
-    const be = new IptablesBackend(config(), { tool });
+    const be = new IptablesBackend(config(), { tool, canaryIntervalMs: 0 });
     await be.sync({ state: both(), changed: null });
     const res = await be.sync({ state: both([ep('10.244.1.4')]), changed: new Set([b.name]) });
     expect(res.full).toBe(false);
@@ -79,7 +79,7 @@ describe('IptablesBackend restore text', () => {
 
   it('a removed service\'s chains are deleted by the partial sync', async () => {
     const tool = new RecordingTool();
-    const be = new IptablesBackend(config(), { tool });
+    const be = new IptablesBackend(config(), { tool, canaryIntervalMs: 0 });
     await be.sync({ state: both(), changed: null });
     await be.sync({ state: state([view(a, [ep('10.244.1.2')])]), changed: new Set([b.name]) });
     const l = tool.last();
@@ -90,7 +90,7 @@ describe('IptablesBackend restore text', () => {
 
   it('after a failed restore, or with the canary gone, the next sync is full', async () => {
     const tool = new RecordingTool();
-    const be = new IptablesBackend(config(), { tool });
+    const be = new IptablesBackend(config(), { tool, canaryIntervalMs: 0 });
     await be.sync({ state: both(), changed: null });
     tool.failNext = true;
     await expect(be.sync({ state: both(), changed: new Set([a.name]) })).rejects.toThrow(/boom/);

@@ -18,6 +18,11 @@ export interface IptablesBackendOptions {
   flavour?: Flavour;
   /** Run restores through this instead of the iptables programs (unit tests record the text). */
   tool?: IptablesTool;
+  /**
+   * How often a partial sync first checks the canary chains (ms, default 10 s; kube-proxy checks once a
+   * minute). Each check reads the tables back, which the legacy flavour does whole.
+   */
+  canaryIntervalMs?: number;
 }
 
 interface Owned {
@@ -83,6 +88,7 @@ export class IptablesBackend implements ProxyBackend {
   private owned = new Map<string, Owned>();
   /** false after a failure or before the first sync: the kernel's state is unknown. */
   private known = false;
+  private lastCanaryCheck = 0;
 
   constructor(
     private readonly config: ProxyConfig,
@@ -114,7 +120,11 @@ export class IptablesBackend implements ProxyBackend {
     this.lastTimings = tm;
     let t0 = performance.now();
     let full = req.changed === null || !this.known;
-    if (!full && !(await this.canaryAlive(tool))) full = true;
+    const interval = this.opts.canaryIntervalMs ?? 10_000;
+    if (!full && Date.now() - this.lastCanaryCheck >= interval) {
+      this.lastCanaryCheck = Date.now();
+      if (!(await this.canaryAlive(tool))) full = true;
+    }
     tm.canaryMs = performance.now() - t0;
     const rewrite = full ? null : req.changed;
     const services = req.state.services;
@@ -180,6 +190,7 @@ export class IptablesBackend implements ProxyBackend {
       throw err;
     }
     this.known = true;
+    if (full) this.lastCanaryCheck = Date.now();
     this.owned = nextOwned;
     let natRules = rendered.natShared.length;
     let natChains = NAT_CHAINS.length;
