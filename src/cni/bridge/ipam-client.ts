@@ -1,11 +1,42 @@
-// The IPAM behind the bridge, as the spec says: ipam.type is exec'd from
-// CNI_PATH with the same config on stdin (so the reference host-local works
-// under podwire-bridge). podwire-ipam is meant to run in this process instead
-// (no second Node start) once src/ipam exposes its in-process API.
+// The IPAM behind the bridge. podwire-ipam runs in this process (no exec, no
+// second Node start); any other ipam.type is exec'd from CNI_PATH with the
+// same config on stdin, as the spec says, so the reference host-local works
+// under podwire-bridge.
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../ipam/index.js';
 import { CniError, ErrorCode, execPlugin, type Attachment, type CniEnv, type Result } from '../spec/index.js';
 import type { IpamBackend } from './attachment.js';
 
-export class ExecIpam implements IpamBackend {
+export const IN_PROCESS_IPAM = 'podwire-ipam';
+
+export interface IpamClient extends IpamBackend {
+  gc(env: CniEnv, valid: Attachment[]): void;
+  status(env: CniEnv): void;
+}
+
+export function ipamClient(type: string, conf: Record<string, unknown>, raw: string): IpamClient {
+  return type === IN_PROCESS_IPAM ? new InProcessIpam(conf) : new ExecIpam(type, raw);
+}
+
+class InProcessIpam implements IpamClient {
+  constructor(private readonly conf: Record<string, unknown>) {}
+  add(env: CniEnv): Result {
+    return ipamAdd(this.conf, env);
+  }
+  del(env: CniEnv): void {
+    ipamDel(this.conf, env);
+  }
+  check(env: CniEnv): void {
+    ipamCheck(this.conf, env);
+  }
+  gc(_env: CniEnv, valid: Attachment[]): void {
+    ipamGc(this.conf, valid);
+  }
+  status(): void {
+    ipamStatus(this.conf);
+  }
+}
+
+class ExecIpam implements IpamClient {
   constructor(
     private readonly type: string,
     private readonly raw: string,

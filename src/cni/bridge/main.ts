@@ -1,15 +1,18 @@
 // The podwire-bridge executable: a drop-in for the reference `bridge` plugin.
 // runPlugin handles env, stdin, VERSION and error JSON; this file wires each
-// command to the attachment logic.
+// command to the attachment logic, the IPAM and the nf_tables masquerade.
+import { ensureMasquerade, gcMasquerade, removeMasquerade } from '../masquerade.js';
 import { runPlugin, validAttachments, type PluginContext } from '../spec/index.js';
-import { addAttachment, checkAttachment, delAttachment, type AttachmentDeps } from './attachment.js';
+import { addAttachment, checkAttachment, delAttachment, type AttachmentDeps, type MasqueradeBackend } from './attachment.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
-import { ExecIpam } from './ipam-client.js';
+import { ipamClient, type IpamClient } from './ipam-client.js';
 
-function setup(ctx: PluginContext): { conf: BridgeConf; ipam: ExecIpam | undefined; deps: AttachmentDeps } {
+const masquerade: MasqueradeBackend = { ensure: ensureMasquerade, remove: removeMasquerade };
+
+function setup(ctx: PluginContext): { conf: BridgeConf; ipam: IpamClient | undefined; deps: AttachmentDeps } {
   const conf = parseBridgeConf(ctx.conf, ctx.env.args);
-  const ipam = conf.ipamType ? new ExecIpam(conf.ipamType, ctx.raw) : undefined;
-  return { conf, ipam, deps: { ipam, masquerade: undefined } };
+  const ipam = conf.ipamType ? ipamClient(conf.ipamType, ctx.conf, ctx.raw) : undefined;
+  return { conf, ipam, deps: { ipam, masquerade } };
 }
 
 runPlugin(
@@ -27,8 +30,15 @@ runPlugin(
       checkAttachment(conf, ctx.env, ctx.conf.prevResult, deps);
     },
     gc(ctx) {
-      const { ipam } = setup(ctx);
-      ipam?.gc(ctx.env, validAttachments(ctx.conf));
+      const { conf, ipam } = setup(ctx);
+      const valid = validAttachments(ctx.conf);
+      ipam?.gc(ctx.env, valid);
+      try {
+        gcMasquerade({ network: conf.name, keep: valid.map((a) => ({ containerId: a.containerID, ifname: a.ifname })) });
+      } catch (e) {
+        // A network that never masqueraded may have no podwire table to read.
+        if (conf.ipMasq) throw e;
+      }
     },
     status(ctx) {
       const { ipam } = setup(ctx);
