@@ -54,6 +54,12 @@ export async function makeTestCerts(): Promise<TestCerts> {
     writeFileSync(f(`${name}.ext`), ext);
     await ossl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f(`${name}.ext`)]);
   }
+  return loadTestCerts(dir);
+}
+
+/** The certificates makeTestCerts wrote to dir (for a fake server run in another process). */
+export function loadTestCerts(dir: string): TestCerts {
+  const f = (n: string) => join(dir, n);
   return {
     dir,
     caFile: f('ca.crt'),

@@ -25,6 +25,8 @@ export interface ResourceSpec {
   readonly path: string;
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
+  /** Applied to every object as it arrives, before it is stored or delivered (e.g. dropping managedFields). */
+  readonly transform?: (obj: never) => void;
 }
 
 export interface Logger {
@@ -182,7 +184,12 @@ export class Reflector<T extends KubeObject> {
         }
         throw err;
       }
-      if (page.items) for (const it of page.items) items.push(it);
+      if (page.items) {
+        for (const it of page.items) {
+          this.resource.transform?.(it as never);
+          items.push(it);
+        }
+      }
       rv = page.metadata?.resourceVersion ?? rv;
       cont = page.metadata?.continue ?? '';
       if (!cont) break;
@@ -217,10 +224,10 @@ export class Reflector<T extends KubeObject> {
     const obj = ev.object as T;
     if (!obj || typeof obj !== 'object' || !obj.metadata) throw new Error(`watch of ${this.resource.name}: ${ev.type} event without an object`);
     if (obj.metadata.resourceVersion) this.rv = obj.metadata.resourceVersion;
+    if (ev.type === 'BOOKMARK') return;
+    this.resource.transform?.(obj as never);
     const key = objectKey(obj.metadata);
     switch (ev.type) {
-      case 'BOOKMARK':
-        return;
       case 'ADDED':
       case 'MODIFIED':
         this.store.set(key, obj);

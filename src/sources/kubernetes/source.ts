@@ -8,6 +8,7 @@ import type { ConfigSource, SourceHandler } from '../source.js';
 import { ApiClient } from './client.js';
 import type { ApiConnection } from './connection.js';
 import { Reflector, type Logger, type ReflectorTuning } from './reflector.js';
+import { StringPool, trimEndpointSlice, trimMeta } from './transform.js';
 
 export const SERVICE_LABEL_SELECTOR = `!${LABEL_SERVICE_PROXY_NAME},!${LABEL_HEADLESS}`;
 export const ENDPOINTSLICE_LABEL_SELECTOR = `!${LABEL_HEADLESS},!${LABEL_SERVICE_PROXY_NAME}`;
@@ -32,6 +33,8 @@ export class KubernetesSource implements ConfigSource {
     this.ctl = new AbortController();
     const client = new ApiClient(connection, { requestTimeoutMs: tuning?.requestTimeoutMs });
     this.client = client;
+    const pool = new StringPool();
+    const trimmed = (o: Service | Node) => trimMeta(o.metadata, pool);
     let pending = 3;
     const oneSynced = () => {
       pending--;
@@ -42,21 +45,21 @@ export class KubernetesSource implements ConfigSource {
     };
     const services = new Reflector<Service>(
       client,
-      { name: 'services', path: '/api/v1/services', labelSelector: SERVICE_LABEL_SELECTOR },
+      { name: 'services', path: '/api/v1/services', labelSelector: SERVICE_LABEL_SELECTOR, transform: trimmed },
       { upsert: (s) => handler.onServiceUpsert(s), delete: (s) => handler.onServiceDelete(s), synced: oneSynced },
       log,
       tuning,
     );
     const slices = new Reflector<EndpointSlice>(
       client,
-      { name: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: ENDPOINTSLICE_LABEL_SELECTOR },
+      { name: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: ENDPOINTSLICE_LABEL_SELECTOR, transform: (s: EndpointSlice) => void trimEndpointSlice(s, pool) },
       { upsert: (s) => handler.onEndpointSliceUpsert(s), delete: (s) => handler.onEndpointSliceDelete(s), synced: oneSynced },
       log,
       tuning,
     );
     const node = new Reflector<Node>(
       client,
-      { name: `node ${nodeName}`, path: '/api/v1/nodes', fieldSelector: `metadata.name=${nodeName}` },
+      { name: `node ${nodeName}`, path: '/api/v1/nodes', fieldSelector: `metadata.name=${nodeName}`, transform: trimmed },
       { upsert: (n) => handler.onNodeUpsert(n), delete: (n) => handler.onNodeDelete(n), synced: oneSynced },
       log,
       tuning,

@@ -1,0 +1,104 @@
+// npm run bench -- apiserver-list [services] [endpointsPerSlice] [pageSize]
+// The initial list of 10,000 Services and 10,000 EndpointSlices (10 endpoints
+// each) from the in-test API server over HTTPS on loopback: time until the
+// Kubernetes source's onSynced, and RSS afterwards. The server runs in a child
+// process so its memory and CPU are not counted.
+import { fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EndpointSlice, Node, Service } from '../src/api/types.js';
+import { createKubernetesSource } from '../src/sources/kubernetes/index.js';
+import type { SourceHandler } from '../src/sources/source.js';
+import { ENDPOINTSLICES, FakeApiServer, loadTestCerts, makeTestCerts, NODES, SERVICES, type FakeObject } from '../test/helpers/fake-apiserver.js';
+
+const TOKEN = 'bench-token';
+
+async function serve(dir: string, n: number, eps: number): Promise<void> {
+  const api = await FakeApiServer.start(loadTestCerts(dir), { token: TOKEN });
+  const services: FakeObject[] = [];
+  const slices: FakeObject[] = [];
+  for (let i = 0; i < n; i++) {
+    const ns = `ns${i % 100}`;
+    const name = `svc-${i}`;
+    services.push({
+      metadata: { name, namespace: ns, uid: `uid-s-${i}`, labels: { app: name } },
+      spec: { type: 'ClusterIP', clusterIP: `10.96.${(i >> 8) & 255}.${i & 255}`, clusterIPs: [`10.96.${(i >> 8) & 255}.${i & 255}`], ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }], selector: { app: name }, sessionAffinity: 'None' },
+    });
+    slices.push({
+      metadata: { name: `${name}-abcde`, namespace: ns, uid: `uid-e-${i}`, labels: { 'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+      addressType: 'IPv4',
+      endpoints: Array.from({ length: eps }, (_, j) => ({
+        addresses: [`10.${128 + ((i >> 12) & 63)}.${(i >> 4) & 255}.${((i & 15) << 4) + j}`],
+        conditions: { ready: true, serving: true, terminating: false },
+        nodeName: `node-${(i + j) % 500}`,
+        zone: `zone-${j % 3}`,
+        targetRef: { kind: 'Pod', namespace: ns, name: `${name}-pod-${j}`, uid: `uid-p-${i}-${j}` },
+      })),
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+  }
+  api.bulkLoad(SERVICES, services);
+  api.bulkLoad(ENDPOINTSLICES, slices);
+  api.upsert(NODES, { metadata: { name: 'node-0', labels: { 'topology.kubernetes.io/zone': 'zone-0' } }, spec: { podCIDR: '10.244.0.0/24' } });
+  process.send?.({ port: api.port });
+}
+
+async function main(): Promise<void> {
+  const n = Number(process.argv[2] ?? 10_000);
+  const eps = Number(process.argv[3] ?? 10);
+  const pageSize = Number(process.argv[4] ?? 500);
+  const certs = await makeTestCerts();
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', certs.dir, String(n), String(eps)], { stdio: 'inherit' });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('message', (m) => resolve((m as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`fake API server exited (${code})`)));
+    });
+    const kubeconfig = join(certs.dir, 'kubeconfig');
+    writeFileSync(kubeconfig, `current-context: b\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}", certificate-authority: ${certs.caFile}}}]\nusers: [{name: u, user: {token: ${TOKEN}}}]\ncontexts: [{name: b, context: {cluster: c, user: u}}]\n`);
+    const rssBefore = process.memoryUsage().rss;
+    // Keep every object, as a core must.
+    const svcs = new Map<string, Service>();
+    const slices = new Map<string, EndpointSlice>();
+    let node: Node | undefined;
+    const key = (m: { namespace?: string; name: string }) => `${m.namespace}/${m.name}`;
+    const t0 = performance.now();
+    const synced = new Promise<void>((resolve) => {
+      const h: SourceHandler = {
+        onServiceUpsert: (s) => svcs.set(key(s.metadata), s),
+        onServiceDelete: (s) => svcs.delete(key(s.metadata)),
+        onEndpointSliceUpsert: (s) => slices.set(key(s.metadata), s),
+        onEndpointSliceDelete: (s) => slices.delete(key(s.metadata)),
+        onNodeUpsert: (x) => (node = x),
+        onNodeDelete: () => (node = undefined),
+        onSynced: resolve,
+      };
+      const src = createKubernetesSource({ kubeconfig, nodeName: 'node-0', tuning: { pageSize }, log: { info() {}, warn: (m) => console.error(m), error: (m) => console.error(m) } });
+      void src.start(h).then(() => synced.then(() => src.stop()));
+    });
+    await synced;
+    const t1 = performance.now();
+    const endpoints = [...slices.values()].reduce((a, s) => a + s.endpoints.length, 0);
+    global.gc?.();
+    const mem = process.memoryUsage();
+    const rss = mem.rss;
+    console.log(`  heap used ${(mem.heapUsed / 2 ** 20).toFixed(1)} MiB, heap total ${(mem.heapTotal / 2 ** 20).toFixed(1)} MiB, external ${(mem.external / 2 ** 20).toFixed(1)} MiB`);
+    console.log(`apiserver-list: ${svcs.size} services, ${slices.size} endpointslices (${endpoints} endpoints), node ${node ? 'seen' : 'missing'}`);
+    console.log(`  time to onSynced: ${((t1 - t0) / 1000).toFixed(2)} s (target <= 3 s)`);
+    console.log(`  RSS after sync: ${(rss / 2 ** 20).toFixed(1)} MiB (before: ${(rssBefore / 2 ** 20).toFixed(1)} MiB; target <= 150 MiB)`);
+    console.log('  (no src/proxy/core ProxyState builder was available to time; kernel apply time excluded by design)');
+  } finally {
+    child.kill();
+    certs.cleanup();
+  }
+}
+
+if (process.argv[2] === '--serve') {
+  void serve(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]));
+} else {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
