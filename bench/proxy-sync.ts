@@ -117,6 +117,7 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       'canary s': s(canaryMs),
       'change % of cold': ((100 * Math.max(epMs, addMs)) / coldMs).toFixed(1),
       'rss MiB': mib(process.memoryUsage().rss),
+      'heap MiB': mib(process.memoryUsage().heapUsed),
     };
   } finally {
     execFileSync('ip', ['netns', 'del', ns]);

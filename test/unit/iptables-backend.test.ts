@@ -12,7 +12,8 @@ class RecordingTool implements IptablesTool {
   failNext = false;
   canary = 0;
   constructor(public saved = '') {}
-  async restore(text: string) {
+  async restore(chunks: string | readonly string[]) {
+    const text = typeof chunks === 'string' ? chunks : chunks.join('');
     if (this.failNext) {
       this.failNext = false;
       throw new Error('iptables-nft-restore failed (exit 1): boom');

@@ -1,6 +1,7 @@
 // Runs iptables programs of one flavour and family, inside a namespace when
 // asked (nsenter --net=PATH, argument arrays, never a shell).
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import type { IPFamily } from '../model.js';
 
 export type Flavour = 'nft' | 'legacy';
@@ -8,8 +9,8 @@ export type Flavour = 'nft' | 'legacy';
 export interface IptablesTool {
   readonly flavour: Flavour;
   readonly family: IPFamily;
-  /** iptables-restore -w 5 --noflush with the text on stdin. */
-  restore(text: string): Promise<void>;
+  /** iptables-restore -w 5 --noflush with the text (or its chunks, in order) on stdin. */
+  restore(text: string | readonly string[]): Promise<void>;
   /** iptables-save [-t table]. */
   save(table?: string): Promise<string>;
   /** iptables -w 5 ARGS; resolves with the exit code (for existence checks). */
@@ -22,7 +23,26 @@ interface Result {
   stderr: string;
 }
 
-function runProgram(argv: readonly string[], input?: string): Promise<Result> {
+/** Writes chunk after chunk, waiting for the pipe to drain, so a 40 MB ruleset is never one buffer. */
+async function writeChunks(stdin: Writable, chunks: readonly string[]): Promise<void> {
+  for (const c of chunks) {
+    if (!stdin.write(c)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stdin.off('drain', done);
+          stdin.off('close', done);
+          resolve();
+        };
+        stdin.on('drain', done);
+        stdin.on('close', done);
+      });
+    }
+    if (stdin.destroyed) return;
+  }
+  stdin.end();
+}
+
+function runProgram(argv: readonly string[], input?: string | readonly string[]): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -32,7 +52,8 @@ function runProgram(argv: readonly string[], input?: string): Promise<Result> {
     child.on('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
     child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
     child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
+    if (typeof input !== 'object') child.stdin.end(input ?? '');
+    else void writeChunks(child.stdin, input);
   });
 }
 
@@ -50,7 +71,7 @@ export function iptablesTool(flavour: Flavour, family: IPFamily, netnsPath?: str
       const r = await runProgram(wrap([restoreName, '-w', '5', '--noflush']), text);
       if (r.code !== 0) {
         const at = /line:? (\d+)/i.exec(r.stderr);
-        const line = at ? text.split('\n')[Number(at[1]) - 1] : undefined;
+        const line = at ? (typeof text === 'string' ? text : text.join('')).split('\n')[Number(at[1]) - 1] : undefined;
         throw new Error(`${restoreName} failed (exit ${r.code}): ${r.stderr.trim()}${line ? ` [line ${at![1]}: ${line}]` : ''}`);
       }
     },
