@@ -68,7 +68,7 @@ export class ApiClient {
 
   /** Reads a non-2xx response into an ApiStatusError. */
   private async statusError(url: URL, res: http.IncomingMessage): Promise<ApiStatusError> {
-    const body = (await readBody(res).catch(() => Buffer.alloc(0))).toString('utf8');
+    const body = await readBody(res).catch(() => '');
     let reason = '';
     let message = body.slice(0, 300);
     try {
@@ -91,8 +91,7 @@ export class ApiClient {
     try {
       const res = await this.open(url, both);
       if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) throw await this.statusError(url, res);
-      const body = await readBody(res);
-      return JSON.parse(body.toString('utf8')) as T;
+      return JSON.parse(await readBody(res)) as T;
     } catch (err) {
       if (err instanceof ApiStatusError) throw err;
       if (timeout.aborted) throw new Error(`GET ${url.pathname} on ${this.conn.origin}: no complete answer within ${this.requestTimeoutMs} ms`);
@@ -176,11 +175,13 @@ export class ApiClient {
   }
 }
 
-function readBody(res: http.IncomingMessage): Promise<Buffer> {
+/** The body as text; decoding chunk by chunk avoids holding one large Buffer per list page outside the heap. */
+function readBody(res: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    res.on('data', (b: Buffer) => parts.push(b));
-    res.on('end', () => resolve(Buffer.concat(parts)));
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (s: string) => (text += s));
+    res.on('end', () => resolve(text));
     res.on('error', reject);
     res.on('aborted', () => reject(new Error('connection closed before the answer was complete')));
   });

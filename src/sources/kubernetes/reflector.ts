@@ -223,8 +223,11 @@ export class Reflector<T extends KubeObject> {
     }
     const obj = ev.object as T;
     if (!obj || typeof obj !== 'object' || !obj.metadata) throw new Error(`watch of ${this.resource.name}: ${ev.type} event without an object`);
-    if (obj.metadata.resourceVersion) this.rv = obj.metadata.resourceVersion;
-    if (ev.type === 'BOOKMARK') return;
+    // The resourceVersion moves only once the event is handled, so a failed handler sees it again after the re-watch.
+    if (ev.type === 'BOOKMARK') {
+      if (obj.metadata.resourceVersion) this.rv = obj.metadata.resourceVersion;
+      return;
+    }
     this.resource.transform?.(obj as never);
     const key = objectKey(obj.metadata);
     switch (ev.type) {
@@ -232,14 +235,15 @@ export class Reflector<T extends KubeObject> {
       case 'MODIFIED':
         this.store.set(key, obj);
         this.handler.upsert(obj);
-        return;
+        break;
       case 'DELETED':
         this.store.delete(key);
         this.handler.delete(obj);
-        return;
+        break;
       default:
         throw new Error(`watch of ${this.resource.name}: unknown event type ${String((ev as { type: unknown }).type)}`);
     }
+    if (obj.metadata.resourceVersion) this.rv = obj.metadata.resourceVersion;
   }
 }
 
