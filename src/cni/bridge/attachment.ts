@@ -60,6 +60,16 @@ function netnsExists(path: string): boolean {
   }
 }
 
+/** PODWIRE_CNI_TIMING=1 prints each ADD step's milliseconds to stderr (stdout stays the result). */
+const timing = process.env.PODWIRE_CNI_TIMING === '1';
+let lastMark = performance.now();
+function mark(step: string): void {
+  if (!timing) return;
+  const now = performance.now();
+  process.stderr.write(`podwire-bridge: ${step} ${(now - lastMark).toFixed(2)} ms (at ${now.toFixed(1)} ms since start)\n`);
+  lastMark = now;
+}
+
 function forwardingKey(family: 4 | 6): string {
   return family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding';
 }
@@ -77,7 +87,9 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
   const undo: Array<() => void> = [];
   try {
     podRt = RouteNetlink.open(env.netns);
+    mark('open netns + sockets');
     const br = ensureBridge(nodeRt, conf, deps.nodeNetns);
+    mark('bridge');
     const veth = createVeth(nodeRt, podRt, podFd, br, {
       ifname: env.ifname,
       mtu: conf.mtu,
@@ -86,6 +98,7 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
       isolated: conf.portIsolation,
       alias: attachmentAlias(env.containerId, env.ifname),
     }, deps.nodeNetns);
+    mark('veth');
     const hostIndex = veth.host.index;
     undo.push(() => nodeRt.deleteLink(hostIndex));
 
@@ -99,6 +112,7 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
       if (!deps.ipam) throw new CniError(ErrorCode.InvalidNetworkConfig, `no IPAM available for ipam.type ${conf.ipamType}`);
       const ipam = deps.ipam;
       const got = ipam.add(env);
+      mark('ipam');
       undo.push(() => ipam.del(env));
       if (!got.ips || got.ips.length === 0) throw new CniError(ErrorCode.Internal, `IPAM plugin ${conf.ipamType} returned missing IP config`);
       const plan = planGateways({ ips: got.ips, routes: got.routes ?? [] }, conf, 2);
@@ -107,6 +121,7 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
       if (got.dns) result.dns = got.dns;
 
       configurePodInterface(podRt, veth.pod, plan.ips, plan.routes, { enabledad: conf.enabledad, podNetnsPath: env.netns });
+      mark('pod addresses + routes');
 
       if (conf.isGateway) {
         for (const family of [4, 6] as const) {
@@ -118,6 +133,7 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
         }
       }
 
+      mark('gateway + forwarding');
       if (conf.ipMasq && deps.masquerade) {
         const masq = deps.masquerade;
         const opts = { network: conf.name, containerId: env.containerId, ifname: env.ifname, ips: plan.ips.map((i) => i.address) };
@@ -129,12 +145,14 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
     }
 
     // The bridge's MAC may change when its first port joins or its address is set.
+    mark('masquerade');
     const brNow = nodeRt.getLinkByIndex(br.index);
     if (brNow) result.interfaces![0]!.mac = brNow.mac;
     const hostNow = nodeRt.getLinkByIndex(hostIndex);
     if (hostNow) result.interfaces![1]!.mac = hostNow.mac;
     if (conf.dns) result.dns = conf.dns as BridgeResult['dns'];
     undo.length = 0;
+    mark('result');
     return result;
   } catch (e) {
     for (const step of undo.reverse()) {
