@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -125,6 +125,7 @@ export class FakeApiServer {
   private faults: Fault[] = [];
   private readonly sockets = new Set<Socket>();
   private server!: https.Server;
+  private readonly unixServers: NetServer[] = [];
   port = 0;
 
   private constructor(
@@ -157,7 +158,21 @@ export class FakeApiServer {
     return String(this.rv);
   }
 
+  /**
+   * Also accepts connections on a unix socket, so a client in another network namespace can reach this server
+   * through a forwarder there (socat TCP-LISTEN:…,bind=127.0.0.1 UNIX-CONNECT:path): the TLS is end to end.
+   */
+  async listenUnix(path: string): Promise<void> {
+    const srv = createNetServer((sock) => this.server.emit('connection', sock));
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(path, resolve);
+    });
+    this.unixServers.push(srv);
+  }
+
   async close(): Promise<void> {
+    for (const u of this.unixServers) u.close();
     for (const w of this.watchers) w.socket.destroy();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
