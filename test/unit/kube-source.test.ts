@@ -356,5 +356,39 @@ describe('Kubernetes source', () => {
     api.upsert(SERVICES, svc('rotated'));
     await waitFor('event', () => rec2.has('svc+', 'default/rotated'));
   });
+
+  it('sees an event again after the handler failed on it (the resourceVersion had not moved past it)', async () => {
+    api = await FakeApiServer.start(certs, { token: TOKEN });
+    const rec = await startSource();
+    await waitFor('sync', () => rec.synced === 1);
+    await waitFor('watches', () => api.openWatches === 3);
+    let failures = 1;
+    const orig = rec.onServiceUpsert.bind(rec);
+    rec.onServiceUpsert = (s: Service) => {
+      if (s.metadata.name === 'flaky' && failures-- > 0) throw new Error('core hiccup');
+      orig(s);
+    };
+    api.upsert(SERVICES, svc('flaky'));
+    await waitFor('redelivered', () => rec.has('svc+', 'default/flaky'));
+    expect(api.count(lists(SERVICES))).toBe(1);
+  });
 });
 
+describe('choosing the connection', () => {
+  it('prefers --kubeconfig, then in-cluster, then a bare --master', async () => {
+    const { resolveConnection } = await import('../../src/sources/kubernetes/index.js');
+    const sa = join(certs.dir, 'sa-choose');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'token'), 't');
+    writeFileSync(join(sa, 'ca.crt'), certs.ca);
+    const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    const kc = join(certs.dir, 'choose.kubeconfig');
+    writeFileSync(kc, 'current-context: x\nclusters: [{name: c, cluster: {server: "https://kc.example:6443"}}]\ncontexts: [{name: x, context: {cluster: c}}]\n');
+    expect(resolveConnection({ kubeconfig: kc, inCluster: { serviceAccountDir: sa, env } }).server.host).toBe('kc.example:6443');
+    expect(resolveConnection({ kubeconfig: kc, master: 'https://m:1' }).server.host).toBe('m:1');
+    expect(resolveConnection({ inCluster: { serviceAccountDir: sa, env } }).server.host).toBe('10.96.0.1');
+    expect(resolveConnection({ master: 'https://m:1', inCluster: { serviceAccountDir: sa, env } }).origin).toBe('in-cluster service account');
+    expect(resolveConnection({ master: 'http://127.0.0.1:8080', inCluster: { serviceAccountDir: join(sa, 'none'), env: {} } }).server.href).toBe('http://127.0.0.1:8080/');
+    expect(() => resolveConnection({ inCluster: { serviceAccountDir: join(sa, 'none'), env: {} } })).toThrow(/KUBERNETES_SERVICE_HOST/);
+  });
+});
