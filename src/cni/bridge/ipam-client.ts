@@ -3,7 +3,11 @@
 // same config on stdin, as the spec says, so the reference host-local works
 // under podwire-bridge.
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../ipam/index.js';
-import { CniError, ErrorCode, execPlugin, type Attachment, type CniEnv, type Result } from '../spec/index.js';
+import type { CniEnv } from '../spec/env.js';
+import { CniError, ErrorCode } from '../spec/errors.js';
+import type { execPlugin } from '../spec/exec.js';
+import type { Attachment } from '../spec/gc.js';
+import type { Result } from '../spec/result.js';
 import type { IpamBackend } from './attachment.js';
 
 export const IN_PROCESS_IPAM = 'podwire-ipam';
@@ -13,8 +17,16 @@ export interface IpamClient extends IpamBackend {
   status(env: CniEnv): void;
 }
 
-export function ipamClient(type: string, conf: Record<string, unknown>, raw: string): IpamClient {
-  return type === IN_PROCESS_IPAM ? new InProcessIpam(conf) : new ExecIpam(type, raw);
+export type ExecPlugin = typeof execPlugin;
+
+/**
+ * The exec path is loaded only when a network delegates its IPAM: Node's
+ * child_process module costs ~6 ms of start-up that podwire-ipam never needs.
+ */
+export async function ipamClient(type: string, conf: Record<string, unknown>, raw: string): Promise<IpamClient> {
+  if (type === IN_PROCESS_IPAM) return new InProcessIpam(conf);
+  const { execPlugin } = await import('../spec/exec.js');
+  return new ExecIpam(type, raw, execPlugin);
 }
 
 class InProcessIpam implements IpamClient {
@@ -40,20 +52,21 @@ class ExecIpam implements IpamClient {
   constructor(
     private readonly type: string,
     private readonly raw: string,
+    private readonly exec: ExecPlugin,
   ) {}
 
   add(env: CniEnv): Result {
-    const r = execPlugin(this.type, { ...env, command: 'ADD' }, this.raw);
+    const r = this.exec(this.type, { ...env, command: 'ADD' }, this.raw);
     if (!r) throw new CniError(ErrorCode.Internal, `IPAM plugin ${this.type} returned no result for ADD`);
     return r;
   }
 
   del(env: CniEnv): void {
-    execPlugin(this.type, { ...env, command: 'DEL' }, this.raw);
+    this.exec(this.type, { ...env, command: 'DEL' }, this.raw);
   }
 
   check(env: CniEnv): void {
-    execPlugin(this.type, { ...env, command: 'CHECK' }, this.raw);
+    this.exec(this.type, { ...env, command: 'CHECK' }, this.raw);
   }
 
   /**
@@ -63,7 +76,7 @@ class ExecIpam implements IpamClient {
    */
   private optional(env: CniEnv, command: 'GC' | 'STATUS'): void {
     try {
-      execPlugin(this.type, { ...env, command }, this.raw);
+      this.exec(this.type, { ...env, command }, this.raw);
     } catch (e) {
       if (e instanceof CniError && (e.code === ErrorCode.IncompatibleVersion || e.code === ErrorCode.UnknownContainer || e.code === ErrorCode.InvalidEnv || /unknown CNI_COMMAND/i.test(e.message))) {
         process.stderr.write(`podwire-bridge: IPAM plugin ${this.type} does not support ${command}: ${e.message}\n`);

@@ -1,7 +1,6 @@
 // The bridge and the pod's veth pair. Each function guarantees one thing and
 // is safe to repeat: ensureBridge reuses a bridge that is there, createVeth
 // retries another random host name when one is taken.
-import { randomBytes } from 'node:crypto';
 import { AttrBuilder, attrStr, parseAttrs } from '../../netlink/attrs.js';
 import { NetlinkError } from '../../netlink/socket.js';
 import type { LinkInfo, RouteNetlink } from '../../netlink/rtnetlink.js';
@@ -70,8 +69,13 @@ function enableVlanFiltering(rt: RouteNetlink, br: LinkInfo): void {
   throw new CniError(ErrorCode.UnsupportedField, `vlan/vlanTrunk: VLAN filtering is on for ${br.name}, but podwire does not configure per-port VLANs yet`);
 }
 
+/**
+ * "veth" and 8 random hex digits, as the reference names them. Math.random is
+ * enough for a name (a taken one is retried), and loading node:crypto would
+ * cost the plugin ~10 ms of start-up.
+ */
 export function randomVethName(): string {
-  return `veth${randomBytes(4).toString('hex')}`;
+  return `veth${Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0')}`;
 }
 
 export interface VethPair {

@@ -2,35 +2,36 @@
 // runPlugin handles env, stdin, VERSION and error JSON; this file wires each
 // command to the attachment logic, the IPAM and the nf_tables masquerade.
 import { ensureMasquerade, gcMasquerade, removeMasquerade } from '../masquerade.js';
-import { runPlugin, validAttachments, type PluginContext } from '../spec/index.js';
+import { validAttachments } from '../spec/gc.js';
+import { runPlugin, type PluginContext } from '../spec/plugin.js';
 import { addAttachment, checkAttachment, delAttachment, type AttachmentDeps, type MasqueradeBackend } from './attachment.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ipamClient, type IpamClient } from './ipam-client.js';
 
 const masquerade: MasqueradeBackend = { ensure: ensureMasquerade, remove: removeMasquerade };
 
-function setup(ctx: PluginContext): { conf: BridgeConf; ipam: IpamClient | undefined; deps: AttachmentDeps } {
+async function setup(ctx: PluginContext): Promise<{ conf: BridgeConf; ipam: IpamClient | undefined; deps: AttachmentDeps }> {
   const conf = parseBridgeConf(ctx.conf, ctx.env.args);
-  const ipam = conf.ipamType ? ipamClient(conf.ipamType, ctx.conf, ctx.raw) : undefined;
+  const ipam = conf.ipamType ? await ipamClient(conf.ipamType, ctx.conf, ctx.raw) : undefined;
   return { conf, ipam, deps: { ipam, masquerade } };
 }
 
 runPlugin(
   {
-    add(ctx) {
-      const { conf, deps } = setup(ctx);
+    async add(ctx) {
+      const { conf, deps } = await setup(ctx);
       return addAttachment(conf, ctx.env, deps);
     },
-    del(ctx) {
-      const { conf, deps } = setup(ctx);
+    async del(ctx) {
+      const { conf, deps } = await setup(ctx);
       delAttachment(conf, ctx.env, deps);
     },
-    check(ctx) {
-      const { conf, deps } = setup(ctx);
+    async check(ctx) {
+      const { conf, deps } = await setup(ctx);
       checkAttachment(conf, ctx.env, ctx.conf.prevResult, deps);
     },
-    gc(ctx) {
-      const { conf, ipam } = setup(ctx);
+    async gc(ctx) {
+      const { conf, ipam } = await setup(ctx);
       const valid = validAttachments(ctx.conf);
       ipam?.gc(ctx.env, valid);
       try {
@@ -40,8 +41,8 @@ runPlugin(
         if (conf.ipMasq) throw e;
       }
     },
-    status(ctx) {
-      const { ipam } = setup(ctx);
+    async status(ctx) {
+      const { ipam } = await setup(ctx);
       ipam?.status(ctx.env);
     },
   },
