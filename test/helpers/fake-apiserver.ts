@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 
 const execFileP = promisify(execFile);
 
@@ -81,6 +82,9 @@ export interface RequestRecord {
   at: number;
   userAgent: string;
   accept: string;
+  acceptEncoding: string;
+  /** Whether the answer was gzipped. */
+  gzipped?: boolean;
 }
 
 interface Event {
@@ -280,7 +284,7 @@ export class FakeApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://x');
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    const rec: RequestRecord = { path: url.pathname, query: url.searchParams, watch, at: Date.now(), userAgent: req.headers['user-agent'] ?? '', accept: req.headers.accept ?? '' };
+    const rec: RequestRecord = { path: url.pathname, query: url.searchParams, watch, at: Date.now(), userAgent: req.headers['user-agent'] ?? '', accept: req.headers.accept ?? '', acceptEncoding: String(req.headers['accept-encoding'] ?? '') };
     this.requests.push(rec);
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (!this.authorized(req)) return sendStatus(res, status(401, 'Unauthorized', 'Unauthorized'));
@@ -292,7 +296,7 @@ export class FakeApiServer {
     const resource = RESOURCES.find((r) => r === url.pathname);
     if (req.method !== 'GET' || !resource) return sendStatus(res, status(404, 'NotFound', `no ${url.pathname}`));
     if (watch) return this.serveWatch(resource, url.searchParams, req, res);
-    return this.serveList(resource, url.searchParams, res);
+    return this.serveList(resource, url.searchParams, res, rec);
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -307,7 +311,7 @@ export class FakeApiServer {
     return items.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1));
   }
 
-  private serveList(resource: ResourcePath, q: URLSearchParams, res: ServerResponse): void {
+  private serveList(resource: ResourcePath, q: URLSearchParams, res: ServerResponse, rec: RequestRecord): void {
     const limit = Number(q.get('limit') ?? 0);
     const cont = q.get('continue');
     let snap: { items: FakeObject[]; rv: number };
@@ -336,6 +340,13 @@ export class FakeApiServer {
       this.snapshots.delete(id);
     }
     const body = JSON.stringify({ kind: 'List', apiVersion: 'v1', metadata: meta, items: snap.items.slice(offset, end) });
+    // Like the API server: gzip answers over 128 KiB for clients that accept it.
+    if (body.length > 128 * 1024 && /\bgzip\b/.test(rec.acceptEncoding)) {
+      rec.gzipped = true;
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' });
+      res.end(gzipSync(body, { level: 1 }));
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(body);
   }

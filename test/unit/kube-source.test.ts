@@ -213,6 +213,7 @@ describe('Kubernetes source', () => {
     const rec = await startSource({ tuning: { ...fast, pageSize: 3 } });
     await waitFor('sync', () => rec.synced === 1);
     const svcLists = api.requests.filter(lists(SERVICES));
+    expect(svcLists.every((r) => r.acceptEncoding === 'gzip')).toBe(true);
     // first page, expired continue (410), then 3 pages from the start
     expect(svcLists.map((r) => r.query.has('continue'))).toEqual([false, true, false, true, true]);
     expect(svcLists.every((r) => r.query.get('limit') === '3')).toBe(true);
@@ -371,6 +372,18 @@ describe('Kubernetes source', () => {
     api.upsert(SERVICES, svc('flaky'));
     await waitFor('redelivered', () => rec.has('svc+', 'default/flaky'));
     expect(api.count(lists(SERVICES))).toBe(1);
+  });
+});
+
+describe('large lists', () => {
+  it('are fetched gzip-compressed and decoded', async () => {
+    api = await FakeApiServer.start(certs, { token: TOKEN });
+    for (let i = 0; i < 600; i++) api.upsert(ENDPOINTSLICES, slice(`big-${i}`, `svc-${i}`, Array.from({ length: 10 }, (_, j) => `10.1.${i % 250}.${j}`)));
+    const rec = await startSource();
+    await waitFor('sync', () => rec.synced === 1);
+    expect(api.requests.filter(lists(ENDPOINTSLICES)).some((r) => r.gzipped)).toBe(true);
+    expect(rec.events.filter(([k]) => k === 'eps+')).toHaveLength(600);
+    expect((rec.last.get('eps+:default/big-599') as EndpointSlice).endpoints).toHaveLength(10);
   });
 });
 

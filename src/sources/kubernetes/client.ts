@@ -3,6 +3,8 @@
 // reflectors need; errors carry the HTTP status and the API's Status reason.
 import http from 'node:http';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import type { ApiConnection } from './connection.js';
 import { podwireVersion } from './version.js';
 
@@ -53,8 +55,10 @@ export class ApiClient {
     return u;
   }
 
-  private open(url: URL, signal: AbortSignal | undefined): Promise<http.IncomingMessage> {
+  private open(url: URL, signal: AbortSignal | undefined, gzip = false): Promise<http.IncomingMessage> {
     const headers: http.OutgoingHttpHeaders = { Accept: 'application/json', 'User-Agent': this.userAgent };
+    // Big lists compress ~10x; the API server gzips large non-watch answers when asked (as client-go asks).
+    if (gzip) headers['Accept-Encoding'] = 'gzip';
     const token = this.conn.token.get();
     if (token) headers.Authorization = `Bearer ${token}`;
     const mod = url.protocol === 'https:' ? https : http;
@@ -89,7 +93,7 @@ export class ApiClient {
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
-      const res = await this.open(url, both);
+      const res = await this.open(url, both, true);
       if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) throw await this.statusError(url, res);
       return JSON.parse(await readBody(res)) as T;
     } catch (err) {
@@ -179,9 +183,16 @@ export class ApiClient {
 function readBody(res: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    res.setEncoding('utf8');
-    res.on('data', (s: string) => (text += s));
-    res.on('end', () => resolve(text));
+    let body: Readable = res;
+    if (res.headers['content-encoding'] === 'gzip') {
+      const gunzip = createGunzip();
+      res.pipe(gunzip);
+      gunzip.on('error', (err) => reject(new Error(`undecodable gzip answer: ${err.message}`)));
+      body = gunzip;
+    }
+    body.setEncoding('utf8');
+    body.on('data', (s: string) => (text += s));
+    body.on('end', () => resolve(text));
     res.on('error', reject);
     res.on('aborted', () => reject(new Error('connection closed before the answer was complete')));
   });
