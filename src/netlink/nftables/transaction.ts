@@ -5,7 +5,7 @@
 import { AttrBuilder } from '../attrs.js';
 import { native } from '../native.js';
 import { NETLINK_NETFILTER, NetlinkError, NetlinkSocket, type BatchPart } from '../socket.js';
-import { NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES } from './consts.js';
+import { CHAIN_ATTR, MSG, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES } from './consts.js';
 import * as enc from './encode.js';
 import type { Chain, Element, Family, Rule, SetDef, Table } from './types.js';
 
@@ -152,6 +152,18 @@ export class NftConnection {
     errors.sort((a, b) => a.index - b.index);
     const first = errors[0]!;
     throw new NftError(owner[first.index - 1] ?? 'batch', first.error, errors.length - 1);
+  }
+
+  /** Whether a chain exists (one GETCHAIN request; the chain's rules are not read). */
+  chainExists(family: Family, table: string, chain: string): boolean {
+    const payload = new AttrBuilder().raw(enc.nfgenmsg(family)).str(CHAIN_ATTR.TABLE, table).str(CHAIN_ATTR.NAME, chain).build();
+    try {
+      this.socket.request(enc.msgType(MSG.GETCHAIN), 0, payload, { what: `get chain ${family} ${table} ${chain}` });
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.code === 'ENOENT') return false;
+      throw e;
+    }
   }
 
   private growBuffers(bytes: number): void {
