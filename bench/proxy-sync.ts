@@ -94,6 +94,7 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
     const ep = await backend.sync({ state: stateOf(services), changed: new Set([changed.info.name]) });
     const epMs = performance.now() - t;
     const canaryMs = backend.lastTimings.canaryMs;
+    const epRestoreMs = backend.lastTimings.restoreMs;
     if (ep.full) throw new Error('the one-endpoint change ran as a full sync');
 
     const added = syntheticService(size);
@@ -113,6 +114,7 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       'rule lines': lines,
       'kube-proxy lines': kubeProxyLines,
       'ep change s': s(epMs),
+      'ep restore s': s(epRestoreMs),
       'add svc s': s(addMs),
       'canary s': s(canaryMs),
       'change % of cold': ((100 * Math.max(epMs, addMs)) / coldMs).toFixed(1),

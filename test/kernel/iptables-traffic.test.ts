@@ -46,7 +46,8 @@ beforeAll(async () => {
   a = await c.addPod('a', 1);
   b = await c.addPod('b', 1);
   r = await c.addPod('r', 2);
-  backend = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), canaryIntervalMs: 0 });
+  // Small nft batches, so full syncs here go through the batched path too.
+  backend = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), canaryIntervalMs: 0, nftBatchServices: 3 });
   const res = await backend.sync({ state: state(services()), changed: null });
   expect(res.full).toBe(true);
 }, 120_000);

@@ -99,4 +99,18 @@ describe('IptablesBackend restore text', () => {
     tool.canary = 1;
     expect((await be.sync({ state: both(), changed: new Set([a.name]) })).full).toBe(true);
   });
+
+  it('nft flavour, many services: own chains in batches first, then one restore switching the entry points', async () => {
+    const tool = new RecordingTool();
+    const be = new IptablesBackend(config(), { tool, canaryIntervalMs: 0, nftBatchServices: 1 });
+    await be.sync({ state: both(), changed: null });
+    expect(tool.restores).toHaveLength(3);
+    const [b1, b2, last] = tool.restores.map((t) => t.split('\n'));
+    expect(b1).toContain(`:${serviceChains(a).svc} - [0:0]`);
+    expect(b1!.some((x) => x.startsWith('-A KUBE-SERVICES'))).toBe(false);
+    expect(b2).toContain(`:${serviceChains(b).svc} - [0:0]`);
+    // The last restore must not declare (flush) the chains the batches just filled.
+    expect(last!.some((x) => x.startsWith(':KUBE-SVC-') || x.startsWith(':KUBE-SEP-'))).toBe(false);
+    expect(last!.filter((x) => x.startsWith('-A KUBE-SERVICES') && x.includes('cluster IP'))).toHaveLength(2);
+  });
 });

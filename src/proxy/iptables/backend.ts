@@ -23,6 +23,8 @@ export interface IptablesBackendOptions {
    * minute). Each check reads the tables back, which the legacy flavour does whole.
    */
   canaryIntervalMs?: number;
+  /** nft flavour: write the own chains of at most this many services per restore (default 200; 0: one restore). */
+  nftBatchServices?: number;
 }
 
 interface Owned {
@@ -138,12 +140,11 @@ export class IptablesBackend implements ProxyBackend {
     const deletes: string[] = [];
     const nextOwned = full ? new Map<string, Owned>() : new Map(this.owned);
 
+    // Fixed chains the kernel does not have yet (batches below jump to KUBE-MARK-MASQ before the last restore).
+    let missingFixed: string[] = [];
     const wanted = new Set<string>();
     for (const [name, r] of rendered.services) {
-      for (const c of r.chains) {
-        natDecl.push(`:${c} - [0:0]`);
-        wanted.add(c);
-      }
+      for (const c of r.chains) wanted.add(c);
       nextOwned.set(name, { chains: r.chains, lines: r.lines.length });
     }
     if (full) {
@@ -154,6 +155,7 @@ export class IptablesBackend implements ProxyBackend {
       const nat = parseTable(save, 'nat');
       const filter = parseTable(save, 'filter');
       for (const c of nat.chains) if (isPerServiceChain(c) && !wanted.has(c)) deletes.push(c);
+      missingFixed = NAT_CHAINS.filter((c) => !nat.chains.has(c));
       for (const j of jumps().reverse()) {
         const have = j.table === 'nat' ? nat.rules : filter.rules;
         if (!hasJump(have, j)) (j.table === 'nat' ? natJumps : filterJumps).push(`-I ${j.chain} 1 ${j.rest}`);
@@ -169,16 +171,39 @@ export class IptablesBackend implements ProxyBackend {
     }
     for (const c of deletes) natDecl.push(`:${c} - [0:0]`);
 
-    // Chunks of whole lines, one per service, written to the pipe in turn.
+    // iptables-nft-restore --noflush costs grow much faster than linearly with the chains of one
+    // transaction (1k services 3.3 s, 2k 23 s here), so big syncs on nft write the services' own chains
+    // in batches first; the last restore switches KUBE-SERVICES over and deletes what is stale. Each
+    // service's chains change within one transaction, and nothing jumps to a new chain before it is filled.
+    const batchSize = this.opts.nftBatchServices ?? 200;
+    const batched = tool.flavour === 'nft' && batchSize > 0 && rendered.services.size > batchSize;
     const block = (lines: readonly string[]) => (lines.length > 0 ? lines.join('\n') + '\n' : '');
-    const text: string[] = [block(natDecl), block(natJumps), block(rendered.natShared)];
-    let lineCount = natDecl.length + natJumps.length + rendered.natShared.length;
+    const batches: string[][] = [];
+    const batchHead = block(['*nat', ...missingFixed.map((c) => `:${c} - [0:0]`)]);
+    let current: string[] = [];
+    let inBatch = 0;
+    const text: string[] = [];
+    let lineCount = 0;
     for (const [name, r] of rendered.services) {
-      text.push(block(r.lines));
-      lineCount += r.lines.length;
+      const decl = r.chains.map((c) => `:${c} - [0:0]`);
+      if (batched) {
+        current.push(block(decl), block(r.lines));
+        if (++inBatch === batchSize) {
+          batches.push([batchHead, ...current, 'COMMIT\n']);
+          current = [];
+          inBatch = 0;
+        }
+      } else {
+        natDecl.push(...decl);
+        text.push(block(r.lines));
+      }
+      lineCount += decl.length + r.lines.length;
       // The joined block is all the restore needs: let the per-line strings go now (peak memory at 10k services).
       rendered.services.delete(name);
     }
+    if (inBatch > 0) batches.push([batchHead, ...current, 'COMMIT\n']);
+    text.unshift(block(natDecl), block(natJumps), block(rendered.natShared));
+    lineCount += natDecl.length + natJumps.length + rendered.natShared.length;
     const tail = [...deletes.map((c) => `-X ${c}`), 'COMMIT', ...filterDecl, ...filterJumps, ...rendered.filter, 'COMMIT'];
     if (full) tail.push('*mangle', `:${CANARY_CHAIN} - [0:0]`, 'COMMIT');
     text.push(block(tail));
@@ -188,6 +213,7 @@ export class IptablesBackend implements ProxyBackend {
     try {
       if (this.renderer.localhostNodePorts()) this.enableRouteLocalnet();
       t0 = performance.now();
+      for (const b of batches) await tool.restore(b);
       await tool.restore(text);
       tm.restoreMs = performance.now() - t0;
     } catch (err) {
