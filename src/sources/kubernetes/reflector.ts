@@ -105,12 +105,13 @@ export class Reflector<T extends KubeObject> {
     let needList = true;
     while (!signal.aborted) {
       let progressed = false;
+      let started = 0;
       try {
         if (needList) {
           await this.listAndReplace(signal);
           needList = false;
         }
-        const started = Date.now();
+        started = Date.now();
         let events = 0;
         const count = () => {
           events++;
@@ -138,6 +139,8 @@ export class Reflector<T extends KubeObject> {
         this.log.debug?.(`watch of ${this.resource.name} ended after ${lasted} ms (${events} events), resuming at ${this.rv}`);
       } catch (err) {
         if (signal.aborted) break;
+        // A watch that stayed up a while before failing was healthy: start the backoff over.
+        if (started > 0 && Date.now() - started >= this.minWatchMs) progressed = true;
         if (err instanceof GoneError || (err instanceof ApiStatusError && err.status === 410)) {
           this.log.info(`watch of ${this.resource.name} from resourceVersion ${this.rv} expired (410 Gone): listing again`);
           needList = true;
