@@ -26,6 +26,8 @@ function services(over: { webEndpoints?: Pod[]; extra?: ServiceView[] } = {}): S
   const lb = svcInfo('default', 'lb', { clusterIP: '10.96.0.15', loadBalancerVIPs: ['203.0.113.9'], loadBalancerSourceRanges: [`${CLIENT_IP4}/32`] });
   const self = svcInfo('default', 'self', { clusterIP: '10.96.0.16' });
   const ext = svcInfo('default', 'ext', { clusterIP: '10.96.0.17', externalIPs: ['203.0.113.5'] });
+  const itp = svcInfo('default', 'itp', { clusterIP: '10.96.0.18', internalPolicyLocal: true });
+  const etpNone = svcInfo('default', 'etpnone', { clusterIP: '10.96.0.19', nodePort: 30083, externalPolicyLocal: true });
   return [
     view(web, (over.webEndpoints ?? [a, b, r]).map((p) => podEp(p))),
     view(udp, [a, r].map((p) => podEp(p, 8081))),
@@ -35,6 +37,8 @@ function services(over: { webEndpoints?: Pod[]; extra?: ServiceView[] } = {}): S
     view(lb, [r].map((p) => podEp(p))),
     view(self, [podEp(a)]),
     view(ext, [podEp(b)]),
+    view(itp, [a, r].map((p) => podEp(p))),
+    view(etpNone, [podEp(r)]),
     ...(over.extra ?? []),
   ];
 }
@@ -97,6 +101,16 @@ describe('iptables backend, real traffic', () => {
     // Pods still reach every endpoint through the node port.
     const fromPod = await c.probe(b.ns, c.node(1).ip4, 30082, { count: 20 });
     expect(Object.keys(tally(fromPod)).sort()).toEqual(['a', 'r']);
+  });
+
+  it('internalTrafficPolicy Local: the cluster IP reaches only this node\'s endpoint', async () => {
+    expect(tally(await c.probe(b.ns, '10.96.0.18', 80, { count: 12 }))).toEqual({ a: 12 });
+  });
+
+  it('ETP Local without a local endpoint: external clients are dropped (timeout), pods still served', async () => {
+    const [x] = await c.probe(c.client, c.node(1).ip4, 30083, { timeoutMs: 1000 });
+    expect(x?.result).toBe('timeout');
+    expect(tally(await c.probe(b.ns, c.node(1).ip4, 30083, { count: 3 }))).toEqual({ r: 3 });
   });
 
   it('sessionAffinity ClientIP keeps a client on one endpoint', async () => {
