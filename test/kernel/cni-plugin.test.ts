@@ -1,6 +1,7 @@
 // The podwire-bridge executable as a runtime runs it: exec'd inside a node
 // namespace with CNI_* and the config on stdin. Result versions, error codes
 // and exit status, concurrency, and chaining with Debian's portmap and tuning.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PODWIRE_BRIDGE, REFERENCE_CNI_DIR, execInNode, ipJson, linkNames, netConf, removeDataDir, reservations, tempDataDir } from '../helpers/cni.js';
 import { NetnsScope, netnsPath, nsMust, nsRun } from '../helpers/netns.js';
@@ -261,5 +262,33 @@ describe('podwire-ipam in process, and interop with the reference bridge', () =>
     expect(reservations(dataDir, 'pw-interop').length).toBe(1);
     expect((await execInNode(node, `${REFERENCE_CNI_DIR}/bridge`, delEnv('ctr-ref', pod), conf)).code).toBe(0);
     expect(reservations(dataDir, 'pw-interop')).toEqual([]);
+  });
+});
+
+describe('deploy/cni/10-podwire.conflist', () => {
+  it('runs as shipped (dual-stack, podwire-ipam, portmap), with only dataDir moved to a temp dir', async () => {
+    const list = JSON.parse(readFileSync(new URL('../../deploy/cni/10-podwire.conflist', import.meta.url), 'utf8')) as {
+      cniVersion: string;
+      name: string;
+      plugins: Array<Record<string, unknown> & { type: string }>;
+    };
+    (list.plugins[0]!.ipam as Record<string, unknown>).dataDir = dataDir;
+    const pod = await scope.create('ship');
+    const env = addEnv('ctr-ship', pod);
+    let prev: unknown;
+    for (const p of list.plugins) {
+      const bin = p.type === 'podwire-bridge' ? PODWIRE_BRIDGE : `${REFERENCE_CNI_DIR}/${p.type}`;
+      const r = await execInNode(node, bin, env, { cniVersion: list.cniVersion, name: list.name, ...p, ...(prev ? { prevResult: prev } : {}) });
+      expect(r.code, `${p.type}: ${r.stdout} ${r.stderr}`).toBe(0);
+      prev = r.out;
+    }
+    const ips = (prev as { ips: Array<{ address: string }> }).ips.map((i) => i.address);
+    expect(ips).toEqual([expect.stringMatching(/^10\.244\.1\.\d+\/24$/), expect.stringMatching(/^fd00:10:244:1::[0-9a-f]+\/64$/)]);
+    for (const p of [...list.plugins].reverse()) {
+      const bin = p.type === 'podwire-bridge' ? PODWIRE_BRIDGE : `${REFERENCE_CNI_DIR}/${p.type}`;
+      const r = await execInNode(node, bin, { ...env, command: 'DEL' }, { cniVersion: list.cniVersion, name: list.name, ...p, prevResult: prev });
+      expect(r.code, `${p.type} DEL: ${r.stdout}`).toBe(0);
+    }
+    expect(reservations(dataDir, 'podwire')).toEqual([]);
   });
 });
