@@ -77,6 +77,7 @@ describe('errors: spec JSON on stdout, non-zero exit, nothing left', () => {
     ['bad mtu', 7, () => [addEnv('e', pod), { ...conf(), mtu: 'big' }]],
     ['IPAM plugin not in CNI_PATH', 7, () => [addEnv('e', pod), { ...conf(), ipam: { type: 'no-such-ipam' } }]],
     ['CNI_NETNS is not a namespace', 8, () => [{ ...addEnv('e', pod), netns: '/tmp' }, conf()]],
+    ['a route the kernel refuses (with ipMasq)', 999, () => [addEnv('e', pod), { ...conf(), ipMasq: true, ipam: { ...(conf().ipam as object), routes: [{ dst: '10.201.0.0/16', gw: '192.168.251.1' }] } }]],
   ];
   for (const [what, code, mk] of cases) {
     it(`${what} → code ${code}`, async () => {
@@ -87,24 +88,32 @@ describe('errors: spec JSON on stdout, non-zero exit, nothing left', () => {
       expect(await vethsOnNode()).toEqual([]);
       expect(await linkNames(pod)).toEqual(['lo']);
       expect(reservations(dataDir, 'pw-err')).toEqual([]);
+      expect(await masqElements()).not.toContain('e/eth0');
     });
   }
 });
 
 describe('30 concurrent ADDs and DELs', () => {
-  it('gives 30 distinct addresses, and the DELs leave an empty store and no veth', async () => {
-    const conf = netConf({ dataDir, name: 'pw-many', bridge: 'pwbrm', subnet: '10.93.0.0/24' });
-    const pods = await Promise.all(Array.from({ length: 30 }, (_, i) => scope.create(`m${i}`)));
-    const adds = await Promise.all(pods.map((p, i) => pw(addEnv(`ctr-m${i}`, p), conf)));
-    for (const a of adds) expect(a.code, a.stdout + a.stderr).toBe(0);
-    const ips = adds.map((a) => (a.out.ips as Array<{ address: string }>)[0]!.address);
-    expect(new Set(ips).size).toBe(30);
-    expect((await vethsOnNode()).length).toBe(30);
-    const dels = await Promise.all(pods.map((p, i) => pw(delEnv(`ctr-m${i}`, p), conf)));
-    for (const d of dels) expect(d.code, d.stdout).toBe(0);
-    expect(reservations(dataDir, 'pw-many')).toEqual([]);
-    expect(await vethsOnNode()).toEqual([]);
-  }, 120_000);
+  for (const ipamType of ['podwire-ipam', 'host-local']) {
+    it(`${ipamType}: 30 distinct addresses, and the DELs leave an empty store, no veth, no masquerade entry`, async () => {
+      const name = `pw-many-${ipamType}`;
+      const base = netConf({ dataDir, name, bridge: ipamType === 'host-local' ? 'pwbrm' : 'pwbrn', subnet: ipamType === 'host-local' ? '10.93.0.0/24' : '10.93.1.0/24' });
+      const conf = { ...base, ipMasq: true, ipam: { ...(base.ipam as object), type: ipamType } };
+      const pods = await Promise.all(Array.from({ length: 30 }, (_, i) => scope.create(`m${ipamType[0]}${i}`)));
+      const adds = await Promise.all(pods.map((p, i) => pw(addEnv(`ctr-m${i}`, p), conf)));
+      for (const a of adds) expect(a.code, a.stdout + a.stderr).toBe(0);
+      const ips = adds.map((a) => (a.out.ips as Array<{ address: string }>)[0]!.address);
+      expect(new Set(ips).size).toBe(30);
+      expect(reservations(dataDir, name).length).toBe(30);
+      expect((await vethsOnNode()).length).toBe(30);
+      const dels = await Promise.all(pods.map((p, i) => pw(delEnv(`ctr-m${i}`, p), conf)));
+      for (const d of dels) expect(d.code, d.stdout).toBe(0);
+      expect(reservations(dataDir, name)).toEqual([]);
+      expect(await vethsOnNode()).toEqual([]);
+      expect(await masqElements()).not.toMatch(/ctr-m\d+\/eth0/);
+      for (const p of pods) await scope.remove(p);
+    }, 120_000);
+  }
 });
 
 describe('chaining with the reference portmap and tuning (libcni order, prevResult)', () => {
