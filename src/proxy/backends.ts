@@ -1,0 +1,17 @@
+// Which backend serves which --proxy-mode. Each backend module exports a
+// factory taking the per-family ProxyConfig.
+import { createIptablesBackend } from './iptables/index.js';
+import type { ProxyBackend, ProxyConfig } from './model.js';
+import type { ProxySettings } from '../config/kube-proxy-config.js';
+
+export type BackendFactory = (config: ProxyConfig, settings: ProxySettings) => ProxyBackend;
+
+export const backendFactories: Record<string, BackendFactory> = {
+  iptables: (config) => createIptablesBackend(config),
+};
+
+export function createBackend(mode: string, config: ProxyConfig, settings: ProxySettings): ProxyBackend {
+  const f = backendFactories[mode];
+  if (!f) throw new Error(`--proxy-mode=${mode} is not available (choose one of: ${Object.keys(backendFactories).join(', ')})`);
+  return f(config, settings);
+}
