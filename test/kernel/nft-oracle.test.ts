@@ -74,6 +74,7 @@ table inet o {
     ip daddr 10.96.0.1 tcp dport 80 dnat ip to 10.1.0.5:8080
     meta l4proto tcp dnat ip to ip daddr . tcp dport map @ep
     meta mark set numgen random mod 2
+    ct mark set 0x1
   }
   chain post {
     type nat hook postrouting priority 100; policy accept;
@@ -211,6 +212,7 @@ function buildTransaction(): Transaction {
     ]),
   );
   tx.addRule(rule('pre', [{ op: 'numgen', dreg: R1, mod: 2, type: 'random' }, { op: 'meta-set', key: 'mark', sreg: R1 }]));
+  tx.addRule(rule('pre', [{ op: 'immediate', dreg: R1, data: mark(1) }, { op: 'ct-set', key: 'mark', sreg: R1 }]));
 
   tx.addRule(rule('post', [...markMatch, { op: 'masq' }]));
   tx.addRule(rule('post', [...matchNfproto('ip'), loadAddr('ip', 'saddr', 1), loadAddr('ip', 'daddr', 9), { op: 'lookup', set: 'cc', sreg: 1 }, { op: 'masq' }]));
@@ -254,7 +256,7 @@ describe('nf_tables encoder vs nft', () => {
     }
     const [mine, theirs] = await Promise.all([listing(viaNetlink), listing(viaText)]);
     // Object by object, so a failure names the one that differs.
-    expect(theirs.length).toBe(1 + 8 + 5 + 24);
+    expect(theirs.length).toBe(1 + 8 + 5 + 25);
     expect(mine.length).toBe(theirs.length);
     for (let i = 0; i < theirs.length; i++) expect(mine[i]).toEqual(theirs[i]);
   });

@@ -36,7 +36,6 @@ const PAYLOAD_BASE = { ll: 0, network: 1, transport: 2 } as const;
 const FIB_FLAG = { saddr: 1, daddr: 2, mark: 4, iif: 8, oif: 16, present: 32 } as const;
 const FIB_RESULT = { oif: 1, oifname: 2, type: 3 } as const;
 const LIMIT_UNIT = { second: 1, minute: 60, hour: 3600, day: 86400 } as const;
-const OBJ_TYPE = { counter: 1, quota: 2, limit: 4 } as const;
 const REJECT_TYPE = { icmp: 0, 'tcp-rst': 1, icmpx: 2 } as const;
 const DYNSET_OP = { add: 0, update: 1, delete: 2 } as const;
 
@@ -188,15 +187,11 @@ function body(e: Expr): { name: string; fill?: (b: AttrBuilder) => void } {
           if (e.invert) b.be32(5, 1);
         },
       };
-    case 'objref':
-      return { name: 'objref', fill: (b) => b.be32(1, OBJ_TYPE[e.type]).str(2, e.name) };
     case 'fib':
       return {
         name: 'fib',
         fill: (b) => b.be32(1, e.dreg).be32(2, FIB_RESULT[e.result]).be32(3, e.flags.reduce((f, k) => f | FIB_FLAG[k], 0)),
       };
-    case 'notrack':
-      return { name: 'notrack' };
   }
 }
 

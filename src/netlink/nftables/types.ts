@@ -124,9 +124,7 @@ export type Expr =
   | { op: 'reject'; type: 'icmp' | 'tcp-rst' | 'icmpx'; code: number }
   | { op: 'dynset'; set: string; dynop: 'add' | 'update' | 'delete'; sregKey: Register; sregData?: Register; timeoutMs?: number }
   | { op: 'limit'; rate: number; unit: 'second' | 'minute' | 'hour' | 'day'; burst?: number; bytes?: boolean; invert?: boolean }
-  | { op: 'objref'; type: 'counter' | 'quota' | 'limit'; name: string }
-  | { op: 'fib'; flags: Array<'saddr' | 'daddr' | 'mark' | 'iif' | 'oif' | 'present'>; result: 'oif' | 'oifname' | 'type'; dreg: Register }
-  | { op: 'notrack' };
+  | { op: 'fib'; flags: Array<'saddr' | 'daddr' | 'mark' | 'iif' | 'oif' | 'present'>; result: 'oif' | 'oifname' | 'type'; dreg: Register };
 
 export interface Rule extends TableRef {
   chain: string;
