@@ -8,6 +8,7 @@ export class BoundedFrequencyRunner {
   private lastRun = 0;
   private stopped = false;
   private retryDelay = 0;
+  private backoffUntil = 0;
 
   constructor(
     private readonly fn: () => Promise<void>,
@@ -32,7 +33,8 @@ export class BoundedFrequencyRunner {
       this.rerun = true;
       return;
     }
-    const wait = Math.max(0, this.lastRun + this.minIntervalMs - Date.now());
+    // After a failure, new changes wait for the retry too: no hot loop on a broken kernel.
+    const wait = Math.max(0, this.lastRun + this.minIntervalMs - Date.now(), this.backoffUntil - Date.now());
     this.schedule(wait, true);
   }
 
@@ -55,6 +57,7 @@ export class BoundedFrequencyRunner {
     try {
       await this.fn();
       this.retryDelay = 0;
+      this.backoffUntil = 0;
     } catch (err) {
       failed = true;
       this.onError(err);
@@ -64,6 +67,7 @@ export class BoundedFrequencyRunner {
     if (failed) {
       // Back off from minInterval (at least 1 s) up to maxInterval.
       this.retryDelay = Math.min(this.maxIntervalMs, Math.max(1000, this.minIntervalMs, this.retryDelay * 2));
+      this.backoffUntil = Date.now() + this.retryDelay;
       this.schedule(this.retryDelay);
     } else if (this.rerun) {
       this.rerun = false;
