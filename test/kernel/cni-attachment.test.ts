@@ -240,3 +240,29 @@ describe('layer 2 only', () => {
     await must('true', []);
   });
 });
+
+describe('macspoofchk', () => {
+  it('drops frames from a pod whose source MAC is not its own; DEL removes its set elements', async () => {
+    const conf = netConf({ dataDir, name: 'pw-spoof', bridge: 'pwbrs', macspoofchk: true, subnet: '10.84.0.0/24' });
+    const a = await scope.create('sp1');
+    const b = await scope.create('sp2');
+    const ra = add(conf, 'ctr-sp1', a);
+    const rb = add(conf, 'ctr-sp2', b);
+    const ipB = rb.ips![0]!.address.split('/')[0]!;
+    const table = async () => (await nsRun(node, 'nft', ['list', 'table', 'bridge', 'podwire-cni'])).stdout;
+    expect(await table()).toContain('ctr-sp1/eth0');
+    expect(await tcpOnce(b, a, ipB, 8090)).toBe('hello over the bridge');
+    // The pod changes its MAC: its frames no longer match and are dropped on the bridge.
+    await nsMust(a, 'ip', ['link', 'set', 'dev', 'eth0', 'address', '0a:58:de:ad:be:ef']);
+    await nsMust(a, 'ip', ['neigh', 'flush', 'all']);
+    await nsMust(b, 'ip', ['neigh', 'flush', 'all']);
+    expect(await tcpOnce(b, a, ipB, 8091)).toBe('');
+    await nsMust(a, 'ip', ['link', 'set', 'dev', 'eth0', 'address', ra.interfaces![2]!.mac!]);
+    del(conf, 'ctr-sp1', netnsPath(a));
+    del(conf, 'ctr-sp2', netnsPath(b));
+    const t = await table();
+    expect(t).not.toContain('ctr-sp1/eth0');
+    expect(t).not.toContain('ctr-sp2/eth0');
+    expect(reservations(dataDir, 'pw-spoof')).toEqual([]);
+  });
+});

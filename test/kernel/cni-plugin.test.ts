@@ -71,7 +71,6 @@ describe('errors: spec JSON on stdout, non-zero exit, nothing left', () => {
   const conf = () => netConf({ dataDir, name: 'pw-err', subnet: '10.92.0.0/24' });
   const cases: Array<[string, number, () => [Parameters<typeof execInNode>[2], unknown]]> = [
     ['unsupported cniVersion', 1, () => [addEnv('e', pod), { ...conf(), cniVersion: '9.9.9' }]],
-    ['macspoofchk (not implemented)', 2, () => [addEnv('e', pod), { ...conf(), macspoofchk: true }]],
     ['CNI_IFNAME missing', 4, () => [{ command: 'ADD', containerId: 'e', netns: netnsPath(pod) }, conf()]],
     ['not JSON', 6, () => [addEnv('e', pod), '{"cniVersion": ']],
     ['bad mtu', 7, () => [addEnv('e', pod), { ...conf(), mtu: 'big' }]],

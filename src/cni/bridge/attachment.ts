@@ -13,6 +13,7 @@ import { CniError, ErrorCode } from '../spec/errors.js';
 import type { BridgeConf } from './config.js';
 import { familyOf, planGateways } from './gateways.js';
 import { attachmentAlias, createVeth, ensureBridge, findHostVethsByAlias } from './links.js';
+import { ensureSpoofCheck, removeSpoofCheck } from './macspoof.js';
 import { checkAddresses, checkRoutes, configurePodInterface, ensureGatewayAddress } from './pod-iface.js';
 import type { BridgeResult, Interface } from './result.js';
 import { ensureSysctl } from './sysctl.js';
@@ -70,14 +71,16 @@ function mark(step: string): void {
   lastMark = now;
 }
 
+/** The owner tag of an attachment's nf_tables elements. */
+export function spoofOwner(env: { containerId: string; ifname: string }): string {
+  return `${env.containerId}/${env.ifname}`;
+}
+
 function forwardingKey(family: 4 | 6): string {
   return family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding';
 }
 
 export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDeps): BridgeResult {
-  if (conf.macspoofchk) {
-    throw new CniError(ErrorCode.UnsupportedField, 'macspoofchk is not supported by podwire-bridge yet (its nf_tables bridge-family rules are not implemented)');
-  }
   if (conf.ipMasq && conf.ipamType && !deps.masquerade) {
     throw new CniError(ErrorCode.UnsupportedField, 'ipMasq: the nf_tables masquerade helper is not available in this build');
   }
@@ -101,6 +104,12 @@ export function addAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
     mark('veth');
     const hostIndex = veth.host.index;
     undo.push(() => nodeRt.deleteLink(hostIndex));
+    if (conf.macspoofchk) {
+      const spoof = { owner: spoofOwner(env), ...(deps.nodeNetns ? { netnsPath: deps.nodeNetns } : {}) };
+      ensureSpoofCheck({ ...spoof, hostIndex, podMac: veth.pod.mac });
+      undo.push(() => removeSpoofCheck(spoof));
+      mark('macspoofchk');
+    }
 
     const podIface: Interface = { name: veth.pod.name, mac: veth.pod.mac, sandbox: env.netns };
     const result: BridgeResult = {
@@ -193,6 +202,7 @@ export function delAttachment(conf: BridgeConf, env: CniEnv, deps: AttachmentDep
       for (const index of findHostVethsByAlias(nodeRt, attachmentAlias(env.containerId, env.ifname))) nodeRt.deleteLink(index);
     }
     if (conf.ipamType && deps.ipam) deps.ipam.del(env);
+    if (conf.macspoofchk) removeSpoofCheck({ owner: spoofOwner(env), ...(deps.nodeNetns ? { netnsPath: deps.nodeNetns } : {}) });
     if (deps.masquerade) {
       try {
         deps.masquerade.remove({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(deps.nodeNetns ? { netnsPath: deps.nodeNetns } : {}) });

@@ -6,6 +6,7 @@ import { validAttachments } from '../spec/gc.js';
 import { runPlugin, type PluginContext } from '../spec/plugin.js';
 import { addAttachment, checkAttachment, delAttachment, type AttachmentDeps, type MasqueradeBackend } from './attachment.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
+import { gcSpoofCheck } from './macspoof.js';
 import { ipamClient, type IpamClient } from './ipam-client.js';
 
 const masquerade: MasqueradeBackend = { ensure: ensureMasquerade, remove: removeMasquerade };
@@ -34,6 +35,7 @@ runPlugin(
       const { conf, ipam } = await setup(ctx);
       const valid = validAttachments(ctx.conf);
       ipam?.gc(ctx.env, valid);
+      if (conf.macspoofchk) gcSpoofCheck({ keep: valid.map((a) => `${a.containerID}/${a.ifname}`) });
       try {
         gcMasquerade({ network: conf.name, keep: valid.map((a) => ({ containerId: a.containerID, ifname: a.ifname })) });
       } catch (e) {
