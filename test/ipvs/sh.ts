@@ -1,0 +1,27 @@
+// Running programs inside the VM (argument arrays, never a shell string).
+import { execFileSync, spawnSync } from 'node:child_process';
+
+export function sh(cmd: string, args: readonly string[], input?: string): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 256 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+export function shTry(cmd: string, args: readonly string[]): { code: number; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
+  return { code: r.status ?? 1, out: (r.stdout ?? '') + (r.stderr ?? '') };
+}
+
+export function inNs(ns: string, cmd: string, args: readonly string[], input?: string): string {
+  return sh('ip', ['netns', 'exec', ns, cmd, ...args], input);
+}
+
+export function addNs(name: string): string {
+  execFileSync('ip', ['netns', 'add', name]);
+  execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return `/run/netns/${name}`;
+}
+
+export function delNs(name: string): void {
+  spawnSync('ip', ['netns', 'del', name]);
+}
