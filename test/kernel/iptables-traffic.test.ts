@@ -182,6 +182,20 @@ describe('iptables backend, real traffic', () => {
     expect(await nsMust(c.node(1).ns, 'ip6tables-save', [])).not.toMatch(/KUBE-/);
   });
 
+  it('node ports answer on every local address by default (the bridge address too)', async () => {
+    expect((await c.probe(c.node(2).ns, c.node(1).bridgeIP4, 30080, { count: 2 })).every((x) => x.result === 'ok')).toBe(true);
+  });
+
+  it('nodePortAddresses: node ports only on the listed address', async () => {
+    const only = createIptablesBackend(config({ clusterCIDRs: [CIDR], nodePortAddresses: [c.node(1).ip4] }), { netnsPath: netnsPath(c.node(1).ns) });
+    await only.sync({ state: state(services()), changed: null });
+    expect((await c.probe(c.node(2).ns, c.node(1).ip4, 30080, { count: 3 })).every((x) => x.result === 'ok')).toBe(true);
+    // The node's bridge address is local too, but not listed: nothing answers there.
+    const [x] = await c.probe(c.node(2).ns, c.node(1).bridgeIP4, 30080, { timeoutMs: 800 });
+    expect(x?.result).not.toBe('ok');
+    backend = only;
+  });
+
   it('cleanup removes every KUBE- chain and jump, and only those', async () => {
     await nsMust(c.node(1).ns, 'iptables', ['-t', 'nat', '-N', 'OTHER-CHAIN']);
     await nsMust(c.node(1).ns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-j', 'OTHER-CHAIN']);
