@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer, makeTestCerts, NODES, SERVICES, type TestCerts } from '../helpers/fake-apiserver.js';
 import { NetnsScope } from '../helpers/netns.js';
 
-const scope = new NetnsScope('kapi');
+const scope = new NetnsScope('kapins');
 let certs: TestCerts;
 let api: FakeApiServer;
 let ns: string;
