@@ -186,6 +186,15 @@ describe('iptables backend, real traffic', () => {
     expect((await c.probe(c.node(2).ns, c.node(1).bridgeIP4, 30080, { count: 2 })).every((x) => x.result === 'ok')).toBe(true);
   });
 
+  it('masqueradeAll: even pod traffic to a cluster IP is masqueraded', async () => {
+    const all = createIptablesBackend(config({ clusterCIDRs: [CIDR], masqueradeAll: true }), { netnsPath: netnsPath(c.node(1).ns) });
+    await all.sync({ state: state(services()), changed: null });
+    // Pod a to pod b (not a hairpin): without masqueradeAll b sees a's address (first test).
+    const res = await c.probe(a.ns, '10.96.0.17', 80, { count: 3 });
+    expect(tally(res)).toEqual({ b: 3 });
+    expect(res.every((x) => x.sourceIP === c.node(1).bridgeIP4)).toBe(true);
+  });
+
   it('nodePortAddresses: node ports only on the listed address', async () => {
     const only = createIptablesBackend(config({ clusterCIDRs: [CIDR], nodePortAddresses: [c.node(1).ip4] }), { netnsPath: netnsPath(c.node(1).ns) });
     await only.sync({ state: state(services()), changed: null });
