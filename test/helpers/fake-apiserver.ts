@@ -108,6 +108,7 @@ interface Fault {
   match: (r: RequestRecord) => boolean;
   status: number;
   remaining: number;
+  retryAfterSeconds: number;
 }
 
 export class FakeApiServer {
@@ -232,8 +233,8 @@ export class FakeApiServer {
   // ---- faults ----
 
   /** The next `count` requests matching `match` are answered with `status`. */
-  failNext(count: number, status = 500, match: (r: RequestRecord) => boolean = () => true): void {
-    this.faults.push({ match, status, remaining: count });
+  failNext(count: number, status = 500, match: (r: RequestRecord) => boolean = () => true, retryAfterSeconds = 0): void {
+    this.faults.push({ match, status, remaining: count, retryAfterSeconds });
   }
 
   /** Sends a BOOKMARK with the current resourceVersion to every watcher that allowed bookmarks. */
@@ -291,7 +292,8 @@ export class FakeApiServer {
     const fault = this.faults.find((f) => f.remaining > 0 && f.match(rec));
     if (fault) {
       fault.remaining--;
-      return sendStatus(res, status(fault.status, fault.status === 500 ? 'InternalError' : 'ServiceUnavailable', 'injected failure'));
+      const reason = fault.status === 500 ? 'InternalError' : fault.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable';
+      return sendStatus(res, status(fault.status, reason, 'injected failure'), fault.retryAfterSeconds);
     }
     const resource = RESOURCES.find((r) => r === url.pathname);
     if (req.method !== 'GET' || !resource) return sendStatus(res, status(404, 'NotFound', `no ${url.pathname}`));
@@ -407,8 +409,8 @@ function status(code: number, reason: string, message: string) {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
-function sendStatus(res: ServerResponse, st: ReturnType<typeof status>): void {
-  res.writeHead(st.code, { 'Content-Type': 'application/json' });
+function sendStatus(res: ServerResponse, st: ReturnType<typeof status>, retryAfterSeconds = 0): void {
+  res.writeHead(st.code, { 'Content-Type': 'application/json', ...(retryAfterSeconds > 0 ? { 'Retry-After': String(retryAfterSeconds) } : {}) });
   res.end(JSON.stringify(st));
 }
 

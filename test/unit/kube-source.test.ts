@@ -290,6 +290,15 @@ describe('Kubernetes source', () => {
     expect(rec.has('svc-', 'default/web')).toBe(false);
   });
 
+  it('waits as long as a 429 Retry-After asks, longer than its own backoff', async () => {
+    api = await FakeApiServer.start(certs, { token: TOKEN });
+    api.failNext(1, 429, lists(SERVICES), 1);
+    const rec = await startSource();
+    await waitFor('sync', () => rec.synced === 1);
+    const [first, second] = api.requests.filter(lists(SERVICES));
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
   it('treats a silent watch as dead and reconnects; tolerates slow answers, retries ones past the timeout', async () => {
     api = await FakeApiServer.start(certs, { token: TOKEN });
     api.silentWatches = true;
