@@ -7,3 +7,4 @@ export { type IPConfig, type Route, type Interface, type DNS, type Result, parse
 export { type NetConf, type PluginContext, type PluginHandlers, parseNetConf, runPlugin } from './plugin.js';
 export { execPlugin, findPlugin } from './exec.js';
 export * as ip from './ip.js';
+export { type Attachment, validAttachments } from './gc.js';
