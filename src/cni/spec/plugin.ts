@@ -144,7 +144,7 @@ async function dispatch(handlers: PluginHandlers, about: string | undefined): Pr
   } catch (err) {
     const e = asCniError(err);
     print(e.toJSON(cniVersion));
-    if (e.code === ErrorCode.Internal && err instanceof Error && err.stack) writeSync(2, `${err.stack}\n`);
+    if (!(err instanceof CniError) && err instanceof Error && err.stack) writeSync(2, `${err.stack}\n`);
     return 1;
   }
 }
