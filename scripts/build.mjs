@@ -5,7 +5,7 @@
 //  - dist/podwire.mjs: the daemon and CLI; npm packages stay in node_modules.
 //  - dist/bench/*.mjs: the benchmarks.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,3 +75,6 @@ if (existsSync(benchDir)) {
 }
 await Promise.all(jobs);
 if (existsSync(addon)) copyFileSync(addon, join(dist, 'cni-bin', 'podwire_netlink.node'));
+// The bundles are CommonJS; inside this "type": "module" package Node would
+// otherwise load them as ES modules when run directly.
+writeFileSync(join(dist, 'cni-bin', 'package.json'), '{ "type": "commonjs" }\n');
