@@ -1,0 +1,239 @@
+// The IPVS proxy backend: reads the kernel's IPVS table and converges it to
+// the desired state, touching only what differs. A full sync compares every
+// virtual server (and so repairs `ipvsadm -C`), the addresses on kube-ipvs0,
+// every ipset and the fixed iptables rules; a partial sync renders and
+// compares only the changed service ports (plus any real servers still
+// draining), so its cost does not grow with the number of services.
+import { writeFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
+import { Ipvs, describeOp, familyOf, serviceKeyString, type IpvsOp } from '../../netlink/ipvs.js';
+import { native } from '../../netlink/native.js';
+import { RouteNetlink } from '../../netlink/rtnetlink.js';
+import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from '../iptables/exec.js';
+import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, SyncRequest, SyncResult } from '../model.js';
+import { DesiredIndex } from './desired.js';
+import { destroySets, ipsetRestore, renderFullSets, renderSetDelta } from './ipset.js';
+import { ensureDummy, hostCidr } from './link.js';
+import { IPVS_DUMMY_LINK } from './names.js';
+import { planServer, type KernelServer } from './reconcile.js';
+import { renderPort } from './render.js';
+import { removeRules, syncRules } from './rules.js';
+
+export interface IpvsBackendOptions {
+  netnsPath?: string;
+  /** --ipvs-scheduler (default rr); a Service's ipvs.podwire.io/scheduler annotation overrides it. */
+  scheduler?: string;
+  strictARP?: boolean;
+  /** Virtual servers in these CIDRs are never touched (someone else's). */
+  excludeCIDRs?: string[];
+  /** Seconds; 0 or absent leaves the kernel's value. */
+  tcpTimeout?: number;
+  tcpFinTimeout?: number;
+  udpTimeout?: number;
+  /** iptables flavour; detected from the node's rules when absent. */
+  flavour?: Flavour;
+  /** How often draining real servers are re-checked between syncs (ms, default 5000). */
+  drainCheckMs?: number;
+}
+
+export class IpvsBackend implements ProxyBackend {
+  readonly mode = 'ipvs' as const;
+  readonly family: IPFamily;
+  private readonly config: ProxyConfig;
+  private readonly opts: IpvsBackendOptions;
+  private readonly exclude: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
+  private ipvs: Ipvs | null = null;
+  private rt: RouteNetlink | null = null;
+  private tool: IptablesTool | null = null;
+  private index = new DesiredIndex();
+  private nodePortIPs = '';
+  /** Virtual servers with real servers at weight 0, waiting for connections to end. */
+  private readonly draining = new Set<string>();
+  private drainTimer: NodeJS.Timeout | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private setupDone = false;
+
+  constructor(config: ProxyConfig, opts: IpvsBackendOptions = {}) {
+    this.config = config;
+    this.family = config.family;
+    this.opts = opts;
+    this.exclude = (opts.excludeCIDRs ?? []).map((c) => ipaddr.parseCIDR(c));
+  }
+
+  sync(req: SyncRequest): Promise<SyncResult> {
+    const run = this.queue.then(() => this.syncNow(req));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private writeSysctl(path: string, value: string): void {
+    if (this.opts.netnsPath) native().writeFileInNetns(this.opts.netnsPath, path, value);
+    else writeFileSync(path, value);
+  }
+
+  private setup(): void {
+    if (this.setupDone) return;
+    this.ipvs ??= Ipvs.open(this.opts.netnsPath);
+    this.rt ??= RouteNetlink.open(this.opts.netnsPath);
+    // conntrack=1: IPVS connections get conntrack entries, so iptables can masquerade them (hairpin, node ports).
+    // expire_nodest_conn: packets of a connection whose real server is gone are dropped at once, not blackholed.
+    this.writeSysctl('/proc/sys/net/ipv4/vs/conntrack', '1');
+    this.writeSysctl('/proc/sys/net/ipv4/vs/expire_nodest_conn', '1');
+    this.writeSysctl('/proc/sys/net/ipv4/vs/expire_quiescent_template', '1');
+    this.writeSysctl(this.family === 6 ? '/proc/sys/net/ipv6/conf/all/forwarding' : '/proc/sys/net/ipv4/ip_forward', '1');
+    if (this.opts.strictARP) {
+      this.writeSysctl('/proc/sys/net/ipv4/conf/all/arp_ignore', '1');
+      this.writeSysctl('/proc/sys/net/ipv4/conf/all/arp_announce', '2');
+    }
+    const t = { tcp: this.opts.tcpTimeout ?? 0, tcpFin: this.opts.tcpFinTimeout ?? 0, udp: this.opts.udpTimeout ?? 0 };
+    if (t.tcp || t.tcpFin || t.udp) this.ipvs.setTimeouts(t);
+    this.setupDone = true;
+  }
+
+  private excluded(address: string): boolean {
+    const a = ipaddr.parse(address);
+    return this.exclude.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
+  }
+
+  private computeNodePortIPs(state: ProxyState): string[] {
+    const cidrs = this.config.nodePortAddresses.map((c) => ipaddr.parseCIDR(c));
+    return state.node.ips
+      .filter((ip) => familyOf(ip) === this.family)
+      .filter((ip) => cidrs.length === 0 || cidrs.some(([net, bits]) => net.kind() === ipaddr.parse(ip).kind() && ipaddr.parse(ip).match(net, bits)))
+      .map((ip) => ipaddr.parse(ip).toString());
+  }
+
+  private kernelServer(key: string): KernelServer | undefined {
+    const want = this.index.servers.get(key);
+    const probe = want?.service ?? parseServiceKey(key);
+    if (!probe) return undefined;
+    const service = this.ipvs!.getService(probe);
+    return service ? { service, dests: this.ipvs!.listDestinations(service) } : undefined;
+  }
+
+  private async syncNow(req: SyncRequest): Promise<SyncResult> {
+    this.setup();
+    const ipvs = this.ipvs!;
+    const rt = this.rt!;
+    const npIPs = this.computeNodePortIPs(req.state);
+    const full = req.changed === null || npIPs.join(',') !== this.nodePortIPs;
+    const renderOpts = { family: this.family, scheduler: this.opts.scheduler ?? 'rr', nodePortIPs: npIPs };
+    const linkIndex = ensureDummy(rt);
+    const ops: IpvsOp[] = [];
+    const nowDraining = new Set<string>();
+    const plan = (key: string, have: KernelServer | undefined) => {
+      const p = planServer(this.index.servers.get(key), have);
+      ops.push(...p.ops);
+      if (p.draining > 0) nowDraining.add(key);
+    };
+
+    if (full) {
+      this.index = new DesiredIndex();
+      for (const [name, view] of req.state.services) this.index.update(name, renderPort(view, renderOpts));
+      this.index.takeDelta();
+      this.nodePortIPs = npIPs.join(',');
+      const kernel = new Map<string, KernelServer>();
+      for (const s of ipvs.listServices()) {
+        if (s.family !== this.family || this.excluded(s.address)) continue;
+        const k = serviceKeyString(s);
+        // Real servers matter only where they are compared; a server to delete needs none.
+        kernel.set(k, { service: s, dests: this.index.servers.has(k) ? ipvs.listDestinations(s) : [] });
+      }
+      for (const k of this.index.servers.keys()) plan(k, kernel.get(k));
+      for (const [k, have] of kernel) if (!this.index.servers.has(k)) plan(k, have);
+      // Addresses: exactly the desired ones on kube-ipvs0.
+      const want = new Set([...this.index.addresses].map(hostCidr));
+      const have = rt.listAddresses({ index: linkIndex, family: this.family });
+      for (const a of have) if (!want.has(a.cidr) && !this.excluded(a.address)) rt.deleteAddress(linkIndex, a.cidr);
+      const haveSet = new Set(have.map((a) => a.cidr));
+      for (const c of want) if (!haveSet.has(c)) rt.addAddress(linkIndex, c, { noDad: true });
+      await ipsetRestore(this.opts.netnsPath, renderFullSets(this.family, this.index.setMembers()));
+      this.tool ??= iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);
+      await syncRules(this.tool, this.config);
+    } else {
+      for (const name of req.changed!) {
+        const view = req.state.services.get(name);
+        this.index.update(name, view ? renderPort(view, renderOpts) : null);
+      }
+      const delta = this.index.takeDelta();
+      for (const k of this.draining) delta.servers.add(k);
+      for (const k of delta.servers) {
+        const have = this.kernelServer(k);
+        if (have && this.excluded(have.service.address)) continue;
+        plan(k, have);
+      }
+      for (const a of delta.addressesRemoved) rt.deleteAddress(linkIndex, hostCidr(a));
+      for (const a of delta.addressesAdded) rt.addAddress(linkIndex, hostCidr(a), { noDad: true, replace: true });
+      await ipsetRestore(this.opts.netnsPath, renderSetDelta(this.family, delta.setAdded, delta.setRemoved));
+    }
+
+    const failed = ipvs.applyAll(ops);
+    this.draining.clear();
+    for (const k of nowDraining) this.draining.add(k);
+    this.scheduleDrainCheck();
+    if (failed.length > 0) {
+      const f = failed[0]!;
+      throw new Error(`IPVS sync: ${describeOp(f.op)} failed: ${f.error.code}${f.error.extack ? ` (${f.error.extack})` : ''}${failed.length > 1 ? ` (and ${failed.length - 1} more)` : ''}`);
+    }
+    return {
+      full,
+      counts: { 'ipvs virtual servers': this.index.servers.size, 'ipvs changes': ops.length, 'ipvs draining': this.draining.size },
+    };
+  }
+
+  private scheduleDrainCheck(): void {
+    if (this.drainTimer || this.draining.size === 0) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = null;
+      this.queue = this.queue.then(() => this.drainPass()).catch(() => {});
+    }, this.opts.drainCheckMs ?? 5000);
+    this.drainTimer.unref();
+  }
+
+  /** Re-checks draining real servers: deletes those whose connections have ended. */
+  drainPass(): void {
+    if (!this.ipvs) return;
+    const ops: IpvsOp[] = [];
+    const still = new Set<string>();
+    for (const k of this.draining) {
+      const p = planServer(this.index.servers.get(k), this.kernelServer(k));
+      ops.push(...p.ops.filter((o) => o.op === 'delete-dest' || o.op === 'edit-dest'));
+      if (p.draining > 0) still.add(k);
+    }
+    this.ipvs.applyAll(ops);
+    this.draining.clear();
+    for (const k of still) this.draining.add(k);
+    this.scheduleDrainCheck();
+  }
+
+  async cleanup(): Promise<void> {
+    await this.queue;
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
+    const ipvs = this.ipvs ?? Ipvs.open(this.opts.netnsPath);
+    const ops: IpvsOp[] = ipvs
+      .listServices()
+      .filter((s) => s.family === this.family && !this.excluded(s.address))
+      .map((s) => ({ op: 'delete-service', service: s }));
+    ipvs.applyAll(ops);
+    const tool = this.tool ?? iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);
+    await removeRules(tool);
+    await destroySets(this.opts.netnsPath, this.family);
+    const rt = this.rt ?? RouteNetlink.open(this.opts.netnsPath);
+    rt.deleteLinkByName(IPVS_DUMMY_LINK);
+    ipvs.close();
+    rt.close();
+    this.ipvs = null;
+    this.rt = null;
+    this.setupDone = false;
+    this.index = new DesiredIndex();
+    this.draining.clear();
+  }
+}
+
+function parseServiceKey(key: string): { family: 4 | 6; protocol: 'TCP' | 'UDP' | 'SCTP'; address: string; port: number } | null {
+  const m = /^(TCP|UDP|SCTP)\/(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(key);
+  if (!m) return null;
+  const address = m[2] ?? m[3]!;
+  return { family: familyOf(address), protocol: m[1] as 'TCP' | 'UDP' | 'SCTP', address, port: Number(m[4]) };
+}

@@ -1,0 +1,102 @@
+// The IPVS mode's iptables rules: a fixed set of lines from
+// rules-templates/ipvs/rules.tpl that match ipsets, written with one
+// iptables-restore --noflush on full syncs (podwire's chains are declared,
+// so flushed and refilled; the jumps from the built-in chains are inserted
+// only when missing).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Templates, type Vars } from '../iptables/templates.js';
+import type { IptablesTool } from '../iptables/exec.js';
+import type { ProxyConfig } from '../model.js';
+import { SETS, setName } from './names.js';
+
+function templatePath(): string {
+  const starts = [dirname(fileURLToPath(import.meta.url)), ...(process.argv[1] ? [dirname(process.argv[1])] : []), process.cwd()];
+  for (const start of starts) {
+    let dir = start;
+    for (let i = 0; i < 6; i++) {
+      const p = join(dir, 'rules-templates', 'ipvs', 'rules.tpl');
+      if (existsSync(p)) return p;
+      dir = dirname(dir);
+    }
+  }
+  throw new Error(`rules-templates/ipvs/rules.tpl not found above ${starts.join(' or ')}`);
+}
+
+let loaded: Templates | null = null;
+export function ipvsTemplates(): Templates {
+  loaded ??= new Templates(readFileSync(templatePath(), 'utf8'));
+  return loaded;
+}
+
+const TABLES = ['nat', 'filter'] as const;
+
+function vars(config: ProxyConfig): Record<string, string> {
+  const bit = `0x${(1 << config.masqueradeBit).toString(16)}`;
+  const v: Record<string, string> = { markBit: bit, mark: `${bit}/${bit}` };
+  for (const s of SETS) v[s.id] = setName(s.id, config.family);
+  return v;
+}
+
+/** Every line of podwire's chains, per table (no jumps). */
+export function renderChains(config: ProxyConfig): Record<(typeof TABLES)[number], string[]> {
+  const t = ipvsTemplates();
+  const v: Vars = vars(config);
+  const nat: string[] = [];
+  t.render('chains.nat', v, nat);
+  t.render('nat.head', v, nat);
+  if (config.masqueradeAll) t.render('nat.masqueradeAll', v, nat);
+  else for (const cidr of config.clusterCIDRs) t.render('nat.clusterCIDR', { ...v, cidr }, nat);
+  t.render('nat.tail', v, nat);
+  const filter: string[] = [];
+  t.render('chains.filter', v, filter);
+  t.render('filter', v, filter);
+  return { nat, filter };
+}
+
+export function jumpLines(table: 'nat' | 'filter'): string[] {
+  const out: string[] = [];
+  ipvsTemplates().render(`jump.${table}`, {}, out);
+  return out;
+}
+
+/** The restore text: chains rewritten, missing jumps inserted at the top of their built-in chain. */
+export function renderRestore(config: ProxyConfig, saved: string): string {
+  const present = new Set(saved.split('\n').map((l) => l.trim()));
+  const chains = renderChains(config);
+  const out: string[] = [];
+  for (const table of TABLES) {
+    out.push(`*${table}`, ...chains[table]);
+    for (const j of jumpLines(table)) if (!present.has(j)) out.push(j.replace(/^-A (\S+)/, '-I $1 1'));
+    out.push('COMMIT');
+  }
+  return out.join('\n') + '\n';
+}
+
+export async function syncRules(tool: IptablesTool, config: ProxyConfig): Promise<void> {
+  const saved = (await tool.save('nat')) + (await tool.save('filter'));
+  await tool.restore(renderRestore(config, saved));
+}
+
+/** Removes the jumps and podwire's chains (what --cleanup does). Missing pieces are fine. */
+export async function removeRules(tool: IptablesTool): Promise<void> {
+  for (const table of TABLES) {
+    for (const j of jumpLines(table)) {
+      const args = j.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''));
+      while ((await tool.check(['-t', table, ...args])) === 0) {
+        /* removed one copy; try again in case there are more */
+      }
+    }
+  }
+  const chains = renderChains({ family: tool.family, clusterCIDRs: [], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false });
+  for (const table of TABLES) {
+    const names = chains[table].filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]!);
+    const text = [`*${table}`, ...names.map((n) => `:${n} - [0:0]`), ...names.map((n) => `-X ${n}`), 'COMMIT', ''].join('\n');
+    try {
+      await tool.restore(text);
+    } catch {
+      // A chain still referenced from elsewhere (e.g. the iptables mode's rules) stays; that mode's cleanup owns it.
+    }
+  }
+}

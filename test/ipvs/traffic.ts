@@ -1,0 +1,169 @@
+// Real traffic through the IPVS backend, driven directly with hand-built
+// ProxyStates (no API server, no core):
+//   client (10.2.0.2) --veth-- node (10.2.0.1) --cni0 10.1.0.1/24-- server1 (10.1.0.2), server2 (10.1.0.3)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { createIpvsBackend } from '../../src/proxy/ipvs/index.js';
+import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
+import type { ProxyBackend } from '../../src/proxy/model.js';
+import { assert, test } from './harness.js';
+import { addNs, delNs, inNs, sh, shTry } from './sh.js';
+
+const P = 'pw-t-ipvs-';
+const NODE = `${P}node`;
+const NAMES = ['node', 'client', 's1', 's2'].map((n) => P + n);
+const PEER = `${process.cwd()}/test/ipvs/peer.mjs`;
+const procs: ChildProcess[] = [];
+
+function port(name: string, over: Partial<ServicePortInfo> = {}): ServicePortInfo {
+  return {
+    name: `default/${name}:http`, namespace: 'default', service: name, portName: 'http', protocol: 'TCP', clusterIP: '10.96.0.10', port: 80,
+    nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], affinityTimeoutSeconds: 0,
+    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, ...over,
+  };
+}
+function ep(ip: string): EndpointInfo {
+  return { ip, port: 8080, ready: true, serving: true, terminating: false, nodeName: 'n', zone: '', isLocal: true };
+}
+function view(info: ServicePortInfo, eps: EndpointInfo[]): ServiceView {
+  return { info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps };
+}
+function state(views: ServiceView[]): ProxyState {
+  return { family: 4, node: { name: 'n', ips: ['10.2.0.1'], zone: '', labels: {}, podCIDRs: ['10.1.0.0/24'] }, services: new Map(views.map((v) => [v.info.name, v])) };
+}
+const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.1.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
+
+function waitLine(child: ChildProcess, want: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    const t = setTimeout(() => reject(new Error(`no "${want}" from peer`)), 20_000);
+    rl.on('line', (l) => {
+      if (l.includes(want)) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+}
+
+async function serve(ns: string, name: string): Promise<void> {
+  const c = spawn('ip', ['netns', 'exec', ns, 'node', PEER, 'serve', name, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(c);
+  await waitLine(c, 'listening');
+}
+
+function get(ns: string, urls: string[]): string[] {
+  return JSON.parse(inNs(ns, 'node', [PEER, 'get', ...urls])) as string[];
+}
+
+function topology(): void {
+  for (const n of NAMES) delNs(n);
+  for (const n of NAMES) addNs(n);
+  inNs(NODE, 'ip', ['link', 'add', 'cni0', 'type', 'bridge']);
+  inNs(NODE, 'ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'cni0']);
+  inNs(NODE, 'ip', ['link', 'set', 'cni0', 'up']);
+  const pod = (ns: string, cidr: string, gw: string, bridge: boolean) => {
+    const v = `v-${ns.slice(P.length)}`;
+    sh('ip', ['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', v, 'netns', NODE]);
+    inNs(ns, 'ip', ['addr', 'add', cidr, 'dev', 'eth0']);
+    inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
+    inNs(ns, 'ip', ['route', 'add', 'default', 'via', gw]);
+    if (bridge) inNs(NODE, 'ip', ['link', 'set', v, 'master', 'cni0']);
+    inNs(NODE, 'ip', ['link', 'set', v, 'up']);
+  };
+  pod(`${P}s1`, '10.1.0.2/24', '10.1.0.1', true);
+  pod(`${P}s2`, '10.1.0.3/24', '10.1.0.1', true);
+  pod(`${P}client`, '10.2.0.2/24', '10.2.0.1', false);
+  inNs(NODE, 'ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'v-client']);
+}
+
+let backend: ProxyBackend;
+const web = port('web', { nodePort: 30080 });
+const sticky = port('sticky', { clusterIP: '10.96.0.11', affinityTimeoutSeconds: 600 });
+const empty = port('empty', { clusterIP: '10.96.0.12' });
+const self = port('self', { clusterIP: '10.96.0.13', ipvsScheduler: 'wrr' } as Partial<ServicePortInfo>);
+const both = [ep('10.1.0.2'), ep('10.1.0.3')];
+const full = () => state([view(web, both), view(sticky, both), view(empty, []), view(self, [ep('10.1.0.2')])]);
+
+test('traffic: setup (topology, servers, first full sync)', async () => {
+  topology();
+  await serve(`${P}s1`, 's1');
+  await serve(`${P}s2`, 's2');
+  backend = createIpvsBackend(config, { netnsPath: `/run/netns/${NODE}`, flavour: 'nft' });
+  const r = await backend.sync({ state: full(), changed: null });
+  assert.equal(r.full, true);
+  const ln = inNs(NODE, 'ipvsadm', ['-Ln']);
+  assert.match(ln, /TCP {2}10\.96\.0\.10:80 rr/);
+  assert.match(ln, /TCP {2}10\.2\.0\.1:30080 rr/);
+  assert.match(ln, /TCP {2}10\.96\.0\.11:80 rr persistent 600/);
+  assert.match(ln, /TCP {2}10\.96\.0\.13:80 wrr/, 'the per-service scheduler');
+  assert.match(inNs(NODE, 'ip', ['-4', 'addr', 'show', 'kube-ipvs0']), /10\.96\.0\.12\/32/);
+});
+
+test('traffic: client -> ClusterIP reaches both backends', () => {
+  const out = get(`${P}client`, Array(4).fill('http://10.96.0.10/'));
+  assert.deepEqual([...new Set(out)].sort(), ['s1', 's2']);
+});
+
+test('traffic: NodePort from another namespace', () => {
+  const out = get(`${P}client`, Array(4).fill('http://10.2.0.1:30080/'));
+  assert.deepEqual([...new Set(out)].sort(), ['s1', 's2']);
+});
+
+test('traffic: ClientIP affinity keeps one backend', () => {
+  const out = get(`${P}client`, Array(5).fill('http://10.96.0.11/'));
+  assert.equal(new Set(out).size, 1, out.join(','));
+});
+
+test('traffic: hairpin, a pod reaching itself through its service', () => {
+  assert.deepEqual(get(`${P}s1`, ['http://10.96.0.13/', 'http://10.96.0.13/']), ['s1', 's1']);
+});
+
+test('traffic: a service without endpoints is refused', () => {
+  assert.deepEqual(get(`${P}client`, ['http://10.96.0.12/']), ['ERR ECONNREFUSED']);
+});
+
+test('traffic: partial sync adds and removes one endpoint', async () => {
+  const st = state([view(web, [ep('10.1.0.2')]), view(sticky, both), view(empty, [ep('10.1.0.3')]), view(self, [ep('10.1.0.2')])]);
+  await backend.sync({ state: st, changed: new Set([web.name, empty.name]) });
+  assert.deepEqual(get(`${P}client`, ['http://10.96.0.10/', 'http://10.96.0.10/', 'http://10.96.0.12/']), ['s1', 's1', 's2']);
+  // 10.1.0.3 still has connections in TIME_WAIT from the requests above: it drains at weight 0.
+  assert.match(inNs(NODE, 'ipvsadm', ['-Ln', '-t', '10.96.0.10:80']), /10\.1\.0\.3:8080 +Masq +0 +0 +[1-9]/);
+  // The empty service's no-endpoints reject is lifted with its first endpoint.
+});
+
+test('traffic: graceful termination keeps a busy real server at weight 0', async () => {
+  await backend.sync({ state: full(), changed: null });
+  const hold = spawn('ip', ['netns', 'exec', `${P}client`, 'node', PEER, 'hold', '10.96.0.11', '80'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  procs.push(hold);
+  await waitLine(hold, 'open');
+  const conns = inNs(NODE, 'ipvsadm', ['-Lnc']);
+  const busy = /10\.96\.0\.11:80\s+(10\.1\.0\.\d)/.exec(conns)?.[1];
+  assert.ok(busy, conns);
+  const other = busy === '10.1.0.2' ? '10.1.0.3' : '10.1.0.2';
+  const st = state([view(web, both), view(sticky, [ep(other)]), view(empty, []), view(self, [ep('10.1.0.2')])]);
+  const r = await backend.sync({ state: st, changed: new Set([sticky.name]) });
+  assert.ok((r.counts?.['ipvs draining'] ?? 0) >= 1);
+  assert.match(inNs(NODE, 'ipvsadm', ['-Ln', '-t', '10.96.0.11:80']), new RegExp(`${busy.replace(/\./g, '\\.')}:8080 +Masq +0 +1 `));
+  hold.stdin!.end();
+});
+
+test('traffic: a full sync repairs ipvsadm -C and a deleted address', async () => {
+  inNs(NODE, 'ipvsadm', ['-C']);
+  inNs(NODE, 'ip', ['addr', 'del', '10.96.0.10/32', 'dev', 'kube-ipvs0']);
+  const r = await backend.sync({ state: full(), changed: null });
+  assert.ok((r.counts?.['ipvs changes'] ?? 0) >= 10);
+  assert.deepEqual([...new Set(get(`${P}client`, Array(4).fill('http://10.96.0.10/')))].sort(), ['s1', 's2']);
+  const again = await backend.sync({ state: full(), changed: null });
+  assert.equal(again.counts?.['ipvs changes'], 0, 'a second full sync touches nothing');
+});
+
+test('traffic: cleanup removes services, rules, sets and kube-ipvs0', async () => {
+  await backend.cleanup();
+  assert.doesNotMatch(inNs(NODE, 'ipvsadm', ['-Ln']), /TCP/);
+  assert.doesNotMatch(inNs(NODE, 'iptables-save', []), /KUBE-/);
+  assert.notEqual(shTry('ip', ['netns', 'exec', NODE, 'ipset', 'list', 'KUBE-CLUSTER-IP']).code, 0);
+  assert.notEqual(shTry('ip', ['-n', NODE, 'link', 'show', 'kube-ipvs0']).code, 0);
+  for (const p of procs) p.kill('SIGKILL');
+  for (const n of NAMES) delNs(n);
+});
