@@ -1,6 +1,7 @@
 // Which backend serves which --proxy-mode. Each backend module exports a
 // factory taking the per-family ProxyConfig.
 import { createIptablesBackend } from './iptables/index.js';
+import { createIpvsBackend } from './ipvs/index.js';
 import type { ProxyBackend, ProxyConfig } from './model.js';
 import type { ProxySettings } from '../config/kube-proxy-config.js';
 
@@ -8,6 +9,15 @@ export type BackendFactory = (config: ProxyConfig, settings: ProxySettings) => P
 
 export const backendFactories: Record<string, BackendFactory> = {
   iptables: (config) => createIptablesBackend(config),
+  ipvs: (config, s) =>
+    createIpvsBackend(config, {
+      scheduler: s.ipvs.scheduler,
+      strictARP: s.ipvs.strictARP,
+      excludeCIDRs: s.ipvs.excludeCIDRs,
+      tcpTimeout: Math.round(s.ipvs.tcpTimeoutMs / 1000),
+      tcpFinTimeout: Math.round(s.ipvs.tcpFinTimeoutMs / 1000),
+      udpTimeout: Math.round(s.ipvs.udpTimeoutMs / 1000),
+    }),
 };
 
 export function createBackend(mode: string, config: ProxyConfig, settings: ProxySettings): ProxyBackend {
