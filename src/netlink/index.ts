@@ -4,3 +4,5 @@ export * from './message.js';
 export * from './attrs.js';
 export * from './socket.js';
 export * from './rtnetlink.js';
+export * from './sysctl.js';
+export * from './genetlink.js';
