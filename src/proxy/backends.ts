@@ -2,6 +2,7 @@
 // factory taking the per-family ProxyConfig.
 import { createIptablesBackend } from './iptables/index.js';
 import { createIpvsBackend } from './ipvs/index.js';
+import { createNftablesBackend } from './nftables/index.js';
 import type { ProxyBackend, ProxyConfig } from './model.js';
 import type { ProxySettings } from '../config/kube-proxy-config.js';
 
@@ -9,6 +10,7 @@ export type BackendFactory = (config: ProxyConfig, settings: ProxySettings) => P
 
 export const backendFactories: Record<string, BackendFactory> = {
   iptables: (config) => createIptablesBackend(config),
+  nftables: (config) => createNftablesBackend(config),
   ipvs: (config, s) =>
     createIpvsBackend(config, {
       scheduler: s.ipvs.scheduler,

@@ -1,0 +1,283 @@
+// The nftables proxy layout (rules-templates/nftables/README.md): the
+// desired objects for one ProxyState, split into what every sync shares
+// (table, base chains, named sets) and what belongs to one service port
+// (its chains and its elements in the shared sets), so a partial sync can
+// diff per service.
+import {
+  concat,
+  concatRegisters,
+  ip,
+  loadAddr,
+  loadPort,
+  parseCidr,
+  port,
+  proto,
+  u32host,
+  verdict,
+  type Chain,
+  type Element,
+  type Expr,
+  type Rule,
+  type SetDef,
+} from '../../netlink/nftables/index.js';
+import type { EndpointInfo, ProxyConfig, ProxyState, ServiceView } from '../model.js';
+
+export const TABLE = 'podwire';
+const R1 = 1;
+const R9 = 9; // NFT_REG32_01: the 32-bit word after NFT_REG_1's first one
+
+/** Names of the shared sets and maps. */
+export const SET = {
+  serviceIPs: 'service-ips',
+  nodePorts: 'service-nodeports',
+  noEndpointIPs: 'no-endpoint-services',
+  noEndpointNodePorts: 'no-endpoint-nodeports',
+  endpoints: 'endpoints',
+  hairpin: 'hairpin',
+  clusterCIDRs: 'cluster-cidrs',
+  nodePortAddrs: 'nodeport-addresses',
+} as const;
+export type SetName = (typeof SET)[keyof typeof SET];
+
+export interface ServiceObjects {
+  readonly chains: ReadonlyArray<{ chain: Chain; rules: Rule[] }>;
+  /** Elements this service owns in the shared sets, by set name. */
+  readonly elements: ReadonlyMap<SetName, Element[]>;
+}
+
+export interface Layout {
+  readonly family: 'ip' | 'ip6';
+  readonly sets: ReadonlyMap<SetName, SetDef>;
+  /** Chains and rules independent of the services (base chains, dispatch). */
+  readonly chains: ReadonlyArray<{ chain: Chain; rules: Rule[] }>;
+  /** Elements of shared sets that no service owns (cluster CIDRs, node-port addresses). */
+  readonly fixedElements: ReadonlyMap<SetName, Element[]>;
+  readonly services: ReadonlyMap<string, ServiceObjects>;
+}
+
+/** Stable small numbers per service port name: chain names and endpoint-group ids. */
+export class ServiceIds {
+  private readonly ids = new Map<string, number>();
+  private next = 1;
+  get(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.next++;
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+  /** Forgets names no longer in the state (ids are never reused). */
+  retain(names: Iterable<string>): void {
+    const keep = new Set(names);
+    for (const k of [...this.ids.keys()]) if (!keep.has(k)) this.ids.delete(k);
+  }
+}
+
+export function buildLayout(config: ProxyConfig, state: ProxyState, ids: ServiceIds): Layout {
+  const b = new Builder(config, state);
+  const services = new Map<string, ServiceObjects>();
+  for (const [name, v] of state.services) services.set(name, b.service(v, ids.get(name)));
+  return { family: b.family, sets: b.sets, chains: b.baseChains(), fixedElements: b.fixedElements(), services };
+}
+
+class Builder {
+  readonly family: 'ip' | 'ip6';
+  readonly addrType: 'ipv4_addr' | 'ipv6_addr';
+  readonly addrLen: number;
+  readonly sets = new Map<SetName, SetDef>();
+  private readonly masqMark: number;
+
+  constructor(
+    private readonly config: ProxyConfig,
+    private readonly state: ProxyState,
+  ) {
+    this.family = config.family === 4 ? 'ip' : 'ip6';
+    this.addrType = config.family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    this.addrLen = config.family === 4 ? 4 : 16;
+    this.masqMark = 2 ** config.masqueradeBit;
+    const t = { family: this.family, table: TABLE };
+    const a = this.addrType;
+    const def = (name: SetName, s: Omit<SetDef, 'family' | 'table' | 'name'>) => this.sets.set(name, { ...t, name, ...s });
+    def(SET.serviceIPs, { key: [a, 'inet_proto', 'inet_service'], data: 'verdict', comment: 'cluster, external and LB IPs' });
+    def(SET.nodePorts, { key: ['inet_proto', 'inet_service'], data: 'verdict', comment: 'node ports' });
+    def(SET.noEndpointIPs, { key: [a, 'inet_proto', 'inet_service'], comment: 'services without endpoints' });
+    def(SET.noEndpointNodePorts, { key: ['inet_proto', 'inet_service'], comment: 'node ports without endpoints' });
+    def(SET.endpoints, { key: ['mark', 'mark'], data: [a, 'inet_service'], comment: 'group . slot : endpoint' });
+    def(SET.hairpin, { key: [a, a], comment: 'endpoint . itself' });
+    def(SET.clusterCIDRs, { key: [a], interval: true, comment: 'cluster CIDRs' });
+    def(SET.nodePortAddrs, { key: [a], interval: true, comment: 'node port addresses' });
+  }
+
+  private rule(chain: string, exprs: Expr[], comment?: string): Rule {
+    return { family: this.family, table: TABLE, chain, exprs, comment };
+  }
+
+  private chain(name: string, comment?: string): Chain {
+    return { family: this.family, table: TABLE, name, comment };
+  }
+
+  /** `<daddr> . meta l4proto . th dport` into R1.. (the dispatch key). */
+  private loadDispatchKey(): Expr[] {
+    const [a, p, d] = concatRegisters([this.addrLen, 1, 2]);
+    return [loadAddr(this.family, 'daddr', a!), { op: 'meta', key: 'l4proto', dreg: p! }, loadPort('dport', d!)];
+  }
+
+  private loadProtoPort(): Expr[] {
+    const [p, d] = concatRegisters([1, 2]);
+    return [{ op: 'meta', key: 'l4proto', dreg: p! }, loadPort('dport', d!)];
+  }
+
+  private setMasqMark(): Expr[] {
+    const m = this.masqMark;
+    return [
+      { op: 'meta', key: 'mark', dreg: R1 },
+      { op: 'bitwise', sreg: R1, dreg: R1, len: 4, mask: u32host(~m >>> 0), xor: u32host(m) },
+      { op: 'meta-set', key: 'mark', sreg: R1 },
+    ];
+  }
+
+  private fibLocal(): Expr[] {
+    return [{ op: 'fib', flags: ['daddr'], result: 'type', dreg: R1 }, { op: 'cmp', sreg: R1, cmp: 'eq', data: u32host(2) }];
+  }
+
+  /** Where node ports are accepted: the configured CIDRs, else any local address but loopback. */
+  private nodePortDest(): Expr[] {
+    if (this.config.nodePortAddresses.length > 0) {
+      return [loadAddr(this.family, 'daddr', R1), { op: 'lookup', set: SET.nodePortAddrs, sreg: R1 }];
+    }
+    const loop = this.family === 'ip' ? parseCidr('127.0.0.0/8') : parseCidr('::1/128');
+    return [
+      ...this.fibLocal(),
+      loadAddr(this.family, 'daddr', R1),
+      { op: 'range', sreg: R1, neq: true, from: loop.first, to: loop.last },
+    ];
+  }
+
+  baseChains(): Array<{ chain: Chain; rules: Rule[] }> {
+    const hook = (name: string, type: 'nat' | 'filter', h: 'prerouting' | 'output' | 'postrouting' | 'input' | 'forward', priority: number): Chain => ({
+      ...this.chain(name),
+      hook: { type, hook: h, priority },
+    });
+    const m = this.masqMark;
+    const markIs = (v: number): Expr[] => [
+      { op: 'meta', key: 'mark', dreg: R1 },
+      { op: 'bitwise', sreg: R1, dreg: R1, len: 4, mask: u32host(m), xor: u32host(0) },
+      { op: 'cmp', sreg: R1, cmp: 'eq', data: u32host(v) },
+    ];
+    const [h1, h2] = concatRegisters([this.addrLen, this.addrLen]);
+    const reject: Expr = { op: 'reject', type: 'icmp', code: this.family === 'ip' ? 3 : 4 };
+    const rejectChecks = (chain: string): Rule[] => [
+      this.rule(chain, [...this.loadDispatchKey(), { op: 'lookup', set: SET.noEndpointIPs, sreg: R1 }, reject]),
+      this.rule(chain, [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.noEndpointNodePorts, sreg: R1 }, reject]),
+    ];
+    return [
+      { chain: this.chain('services', 'dispatch by destination'), rules: [
+        this.rule('services', [...this.loadDispatchKey(), { op: 'lookup', set: SET.serviceIPs, sreg: R1, dreg: 0 }]),
+        this.rule('services', [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.nodePorts, sreg: R1, dreg: 0 }]),
+      ] },
+      { chain: hook('nat-prerouting', 'nat', 'prerouting', -100), rules: [this.rule('nat-prerouting', [verdict({ kind: 'jump', chain: 'services' })])] },
+      { chain: hook('nat-output', 'nat', 'output', -100), rules: [this.rule('nat-output', [verdict({ kind: 'jump', chain: 'services' })])] },
+      { chain: hook('nat-postrouting', 'nat', 'postrouting', 100), rules: [
+        this.rule('nat-postrouting', [loadAddr(this.family, 'saddr', h1!), loadAddr(this.family, 'daddr', h2!), { op: 'lookup', set: SET.hairpin, sreg: R1 }, { op: 'masq' }], 'hairpin'),
+        this.rule('nat-postrouting', [...markIs(0), verdict({ kind: 'return' })]),
+        this.rule('nat-postrouting', [
+          { op: 'meta', key: 'mark', dreg: R1 },
+          { op: 'bitwise', sreg: R1, dreg: R1, len: 4, mask: u32host(0xffffffff), xor: u32host(m) },
+          { op: 'meta-set', key: 'mark', sreg: R1 },
+          { op: 'masq' },
+        ], 'masquerade marked'),
+      ] },
+      { chain: hook('filter-forward', 'filter', 'forward', -10), rules: rejectChecks('filter-forward') },
+      { chain: hook('filter-output', 'filter', 'output', -10), rules: rejectChecks('filter-output') },
+      { chain: hook('filter-input', 'filter', 'input', -10), rules: rejectChecks('filter-input') },
+    ];
+  }
+
+  fixedElements(): Map<SetName, Element[]> {
+    const ranges = (cidrs: readonly string[]) =>
+      cidrs.map(parseCidr).filter((c) => c.family === this.config.family).map((c) => ({ key: c.first, keyEnd: c.last }));
+    return new Map<SetName, Element[]>([
+      [SET.clusterCIDRs, ranges(this.config.clusterCIDRs)],
+      [SET.nodePortAddrs, ranges(this.config.nodePortAddresses)],
+    ]);
+  }
+
+  service(v: ServiceView, id: number): ServiceObjects {
+    const info = v.info;
+    const p = proto(info.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp');
+    const el = new Map<SetName, Element[]>();
+    const push = (s: SetName, e: Element) => {
+      const list = el.get(s) ?? [];
+      list.push(e);
+      el.set(s, list);
+    };
+    const chains: Array<{ chain: Chain; rules: Rule[] }> = [];
+    const svcChain = `svc-${id}`;
+    const extChain = `ext-${id}`;
+    const hasExternal = info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0;
+    const inFamily = (a: string) => (a.includes(':') ? 6 : 4) === this.config.family;
+
+    // Cluster IP → svc chain (internal endpoints), or reject.
+    if (v.internalEndpoints.length > 0) {
+      chains.push({ chain: this.chain(svcChain, info.name), rules: this.spread(svcChain, id * 2, v.internalEndpoints, 'internal') });
+      push(SET.serviceIPs, { key: concat(ip(info.clusterIP), p, port(info.port)), data: { kind: 'goto', chain: svcChain } });
+    } else {
+      push(SET.noEndpointIPs, { key: concat(ip(info.clusterIP), p, port(info.port)) });
+    }
+    // External destinations → ext chain (external endpoints, always masqueraded unless ETP Local).
+    if (hasExternal) {
+      const externals = [...info.externalIPs, ...info.loadBalancerVIPs].filter(inFamily);
+      if (v.externalEndpoints.length > 0) {
+        chains.push({ chain: this.chain(extChain, info.name), rules: this.spread(extChain, id * 2 + 1, v.externalEndpoints, info.externalPolicyLocal ? 'local' : 'external') });
+        for (const a of externals) push(SET.serviceIPs, { key: concat(ip(a), p, port(info.port)), data: { kind: 'goto', chain: extChain } });
+        if (info.nodePort > 0) push(SET.nodePorts, { key: concat(p, port(info.nodePort)), data: { kind: 'goto', chain: extChain } });
+      } else if (v.allEndpoints.length === 0) {
+        for (const a of externals) push(SET.noEndpointIPs, { key: concat(ip(a), p, port(info.port)) });
+        if (info.nodePort > 0) push(SET.noEndpointNodePorts, { key: concat(p, port(info.nodePort)) });
+      }
+      // ETP Local with no local endpoint but endpoints elsewhere: no entry, the traffic is not served (dropped upstream by the client's timeout).
+    }
+    for (const e of v.allEndpoints) {
+      if (inFamily(e.ip)) push(SET.hairpin, { key: concat(ip(e.ip), ip(e.ip)) });
+    }
+    const dedup = new Map<SetName, Element[]>();
+    for (const [s, list] of el) {
+      const seen = new Set<string>();
+      dedup.set(s, list.filter((e) => (seen.has(e.key.toString('hex')) ? false : (seen.add(e.key.toString('hex')), true))));
+    }
+    return { chains, elements: new Map([...dedup, [SET.endpoints, this.endpointElements(v, id)]]) };
+  }
+
+  private endpointElements(v: ServiceView, id: number): Element[] {
+    const out: Element[] = [];
+    const group = (gid: number, eps: readonly EndpointInfo[]) =>
+      eps.forEach((e, slot) => out.push({ key: concat(u32host(gid), u32host(slot)), data: concat(ip(e.ip), port(e.port)) }));
+    if (v.internalEndpoints.length > 0) group(id * 2, v.internalEndpoints);
+    const info = v.info;
+    if ((info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0) && v.externalEndpoints.length > 0) group(id * 2 + 1, v.externalEndpoints);
+    return out;
+  }
+
+  /** Masquerade decision, then `dnat to <group> . numgen random mod N map @endpoints`. */
+  private spread(chain: string, gid: number, eps: readonly EndpointInfo[], kind: 'internal' | 'external' | 'local'): Rule[] {
+    const rules: Rule[] = [];
+    if (kind === 'external' || this.config.masqueradeAll) {
+      rules.push(this.rule(chain, this.setMasqMark()));
+    } else if (kind === 'local') {
+      // ETP Local keeps the client's address: the endpoint is on this node, replies come back through it.
+    } else if (this.config.clusterCIDRs.some((c) => (c.includes(':') ? 6 : 4) === this.config.family)) {
+      rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: SET.clusterCIDRs, sreg: R1, invert: true }, ...this.setMasqMark()]));
+    }
+    const portReg = this.family === 'ip' ? R9 : 12; // the word after the address in the lookup's output
+    rules.push(
+      this.rule(chain, [
+        { op: 'immediate', dreg: R1, data: u32host(gid) },
+        { op: 'numgen', dreg: R9, mod: eps.length, type: 'random' },
+        { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
+        { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: portReg },
+      ]),
+    );
+    return rules;
+  }
+}
