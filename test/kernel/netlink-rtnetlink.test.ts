@@ -6,7 +6,7 @@ import { RouteNetlink } from '../../src/netlink/rtnetlink.js';
 import { NetlinkError } from '../../src/netlink/socket.js';
 import { NetnsScope, netnsPath, must } from '../helpers/netns.js';
 
-const scope = new NetnsScope('nl');
+const scope = new NetnsScope('nl-rt');
 let nsA = '';
 let nsB = '';
 let nl: RouteNetlink;
