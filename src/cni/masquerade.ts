@@ -43,6 +43,13 @@ export interface MasqueradeRemoveOptions {
   /** Only these addresses' entries; without: all of the attachment's entries. */
   ips?: string[];
   netnsPath?: string;
+  /**
+   * An open connection to use and leave open (netnsPath is then ignored). A
+   * deletion leaves RCU work in the kernel that closing the socket waits for
+   * (~10 ms); a caller with slow work of its own (deleting a veth) closes it
+   * after that work, when the kernel is long done.
+   */
+  conn?: NftConnection;
 }
 
 export interface MasqueradeGcOptions {
@@ -115,7 +122,8 @@ export function masqRule(network: string, family: IpFamily): Rule {
   };
 }
 
-function withConnection<T>(netnsPath: string | undefined, fn: (conn: NftConnection) => T): T {
+function withConnection<T>(netnsPath: string | undefined, fn: (conn: NftConnection) => T, given?: NftConnection): T {
+  if (given) return fn(given);
   const conn = NftConnection.open(netnsPath);
   try {
     return fn(conn);
@@ -177,7 +185,7 @@ export function removeMasquerade(opts: MasqueradeRemoveOptions): void {
       tx.deleteElements(set, mine.map((e) => ({ key: e.key })), { ifExists: true });
     }
     conn.commit(tx);
-  });
+  }, opts.conn);
 }
 
 /** Removes every entry of the network whose attachment is not in keep; returns how many attachments went. */

@@ -2,7 +2,6 @@
 // Looked for beside the running bundle first (dist/cni-bin/, /opt/cni/bin/),
 // then in the source tree's build/Release.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +44,9 @@ export function native(): NativeNetlink {
   if (!found) {
     throw new Error(`podwire's netlink addon (${ADDON}) was not found; run \`npm install\` (looked in: ${candidates.join(', ')})`);
   }
-  loaded = createRequire(import.meta.url)(found) as NativeNetlink;
+  // What require() does for a .node file, without loading node:module (~0.3 ms of a CNI call's start-up).
+  const mod = { exports: {} };
+  process.dlopen(mod, found);
+  loaded = mod.exports as NativeNetlink;
   return loaded;
 }

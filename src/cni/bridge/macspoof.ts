@@ -56,7 +56,8 @@ function elements(hostIndex: number, podMac: string, owner: string): { port: Ele
   };
 }
 
-function withConnection<T>(netnsPath: string | undefined, fn: (c: NftConnection) => T): T {
+function withConnection<T>(netnsPath: string | undefined, fn: (c: NftConnection) => T, given?: NftConnection): T {
+  if (given) return fn(given);
   const c = NftConnection.open(netnsPath);
   try {
     return fn(c);
@@ -91,7 +92,7 @@ export function ensureSpoofCheck(opts: { hostIndex: number; podMac: string; owne
 }
 
 /** Removes the elements of these owners (or, with keep, of everyone else); returns how many owners went. */
-function removeWhere(netnsPath: string | undefined, drop: (owner: string) => boolean): number {
+function removeWhere(netnsPath: string | undefined, drop: (owner: string) => boolean, given?: NftConnection): number {
   return withConnection(netnsPath, (conn) => {
     const tx = new Transaction();
     const gone = new Set<string>();
@@ -102,11 +103,12 @@ function removeWhere(netnsPath: string | undefined, drop: (owner: string) => boo
     }
     conn.commit(tx);
     return gone.size;
-  });
+  }, given);
 }
 
-export function removeSpoofCheck(opts: { owner: string; netnsPath?: string }): void {
-  removeWhere(opts.netnsPath, (o) => o === opts.owner);
+/** Removes the owner's elements; with conn, on that open connection (left open, see removeMasquerade). */
+export function removeSpoofCheck(opts: { owner: string; netnsPath?: string; conn?: NftConnection }): void {
+  removeWhere(opts.netnsPath, (o) => o === opts.owner, opts.conn);
 }
 
 export function gcSpoofCheck(opts: { keep: string[]; netnsPath?: string }): number {
