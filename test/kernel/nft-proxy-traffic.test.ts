@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import type { ProxyBackend, ServiceView } from '../../src/proxy/model.js';
-import { CLIENT_IP4, Cluster, tally, type Pod } from '../helpers/cluster.js';
+import { CLIENT_IP4, CLIENT_IP4_ALT, Cluster, tally, type Pod } from '../helpers/cluster.js';
 import { netnsPath, nsMust, nsRun } from '../helpers/netns.js';
 import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
 
@@ -22,6 +22,8 @@ function services(over: { webEndpoints?: Pod[]; extra?: ServiceView[] } = {}): S
   const self = svcInfo('default', 'self', { clusterIP: '10.96.0.16' });
   const ext = svcInfo('default', 'ext', { clusterIP: '10.96.0.17', externalIPs: ['203.0.113.5'] });
   const itp = svcInfo('default', 'itp', { clusterIP: '10.96.0.18', internalPolicyLocal: true });
+  const sticky = svcInfo('default', 'sticky', { clusterIP: '10.96.0.13', affinityTimeoutSeconds: 600 });
+  const lb = svcInfo('default', 'lb', { clusterIP: '10.96.0.15', loadBalancerVIPs: ['203.0.113.9'], loadBalancerSourceRanges: [`${CLIENT_IP4}/32`] });
   return [
     view(web, (over.webEndpoints ?? [a, b, r]).map((p) => podEp(p))),
     view(udp, [a, r].map((p) => podEp(p, 8081))),
@@ -30,12 +32,14 @@ function services(over: { webEndpoints?: Pod[]; extra?: ServiceView[] } = {}): S
     view(self, [podEp(a)]),
     view(ext, [podEp(b)]),
     view(itp, [a, r].map((p) => podEp(p))),
+    view(sticky, [a, b, r].map((p) => podEp(p))),
+    view(lb, [podEp(r)]),
     ...(over.extra ?? []),
   ];
 }
 
 const cfg = config({ clusterCIDRs: [CIDR] });
-const list = async () => JSON.parse(await nsMust(c.node(1).ns, 'nft', ['-j', 'list', 'table', 'ip', 'podwire'])) as { nftables: Array<Record<string, { name?: string; chain?: string }>> };
+const list = async () => JSON.parse(await nsMust(c.node(1).ns, 'nft', ['-j', 'list', 'table', 'ip', 'podwire'])) as { nftables: Array<Record<string, { name?: string; chain?: string; flags?: string[]; timeout?: number }>> };
 
 beforeAll(async () => {
   c = await Cluster.create('nftp');
@@ -98,6 +102,23 @@ describe('nftables backend, real traffic', () => {
 
   it('externalIPs reach the service from outside', async () => {
     expect(tally(await c.probe(c.client, '203.0.113.5', 80, { count: 3 }))).toEqual({ b: 3 });
+  });
+
+  it('sessionAffinity ClientIP keeps each client on one endpoint (timed sets per endpoint)', async () => {
+    for (const p of [a, b]) {
+      const res = await c.probe(p.ns, '10.96.0.13', 80, { count: 15 });
+      expect(Object.keys(tally(res))).toHaveLength(1);
+    }
+    const j = await list();
+    const aff = j.nftables.find((o) => o.set?.name?.startsWith('affinity-'))?.set as { flags?: string[]; timeout?: number } | undefined;
+    expect(aff?.flags).toContain('timeout');
+    expect(aff?.timeout).toBe(600);
+  });
+
+  it('loadBalancerSourceRanges: allowed client served, other source dropped', async () => {
+    expect(tally(await c.probe(c.client, '203.0.113.9', 80, { count: 3, source: CLIENT_IP4 }))).toEqual({ r: 3 });
+    const [no] = await c.probe(c.client, '203.0.113.9', 80, { source: CLIENT_IP4_ALT, timeoutMs: 1000 });
+    expect(no?.result).toBe('timeout');
   });
 
   it('hairpin: a pod reaches itself through its service (masqueraded to the node)', async () => {

@@ -4,7 +4,8 @@
 // a refused batch leaves the previous rules in place.
 import { NftConnection, Transaction, type Element } from '../../netlink/nftables/index.js';
 import type { ProxyBackend, ProxyConfig, SyncRequest, SyncResult } from '../model.js';
-import { buildLayout, ServiceIds, TABLE, type Layout, type ServiceObjects, type SetName } from './layout.js';
+import type { SetDef } from '../../netlink/nftables/index.js';
+import { buildLayout, ServiceIds, TABLE, type Layout, type ServiceObjects } from './layout.js';
 
 export interface NftablesOptions {
   netnsPath?: string;
@@ -28,8 +29,15 @@ export class NftablesProxier implements ProxyBackend {
 
   async sync(req: SyncRequest): Promise<SyncResult> {
     const layout = buildLayout(this.config, req.state, this.ids);
-    const full = req.changed === null || this.committed === null;
-    const tx = full ? this.fullTransaction(layout) : this.deltaTransaction(this.committed!, layout, req.changed!);
+    let tx: Transaction;
+    let full = req.changed === null || this.committed === null;
+    try {
+      tx = full ? this.fullTransaction(layout) : this.deltaTransaction(this.committed!, layout, req.changed!);
+    } catch (e) {
+      if (!(e instanceof ChangedSetError)) throw e;
+      full = true; // a set's own parameters changed (affinity timeout): only a rewrite can change them
+      tx = this.fullTransaction(layout);
+    }
     this.committed = null; // until the kernel took it: a failure makes the next sync full
     this.withConnection((c) => c.commit(tx));
     this.committed = layout;
@@ -58,16 +66,21 @@ export class NftablesProxier implements ProxyBackend {
     tx.addTable({ family: l.family, name: TABLE }).deleteTable(l.family, TABLE);
     tx.addTable({ family: l.family, name: TABLE, comment: 'podwire service proxy' });
     for (const s of l.sets.values()) tx.addSet(s);
-    // Service chains first: the dispatch maps' goto elements need them.
+    // Service sets and chains first: the dispatch maps' goto elements need them.
+    for (const svc of l.services.values()) for (const s of svc.ownSets) tx.addSet(s);
     for (const svc of l.services.values()) addServiceChains(tx, svc);
     for (const { chain } of l.chains) tx.addChain(chain);
-    const perSet = new Map<SetName, Element[]>();
-    const collect = (m: ReadonlyMap<SetName, Element[]>) => {
-      for (const [s, els] of m) perSet.set(s, [...(perSet.get(s) ?? []), ...els]);
+    const perSet = new Map<string, { def: SetDef; els: Element[] }>();
+    const collect = (m: ReadonlyMap<string, Element[]>, svc?: ServiceObjects) => {
+      for (const [s, els] of m) {
+        const entry = perSet.get(s) ?? { def: setDef(l, s, svc), els: [] };
+        entry.els.push(...els);
+        perSet.set(s, entry);
+      }
     };
     collect(l.fixedElements);
-    for (const svc of l.services.values()) collect(svc.elements);
-    for (const [s, els] of perSet) tx.addElements(l.sets.get(s)!, els);
+    for (const svc of l.services.values()) collect(svc.elements, svc);
+    for (const { def, els } of perSet.values()) tx.addElements(def, els);
     for (const { rules } of l.chains) for (const r of rules) tx.addRule(r);
     return tx;
   }
@@ -75,42 +88,64 @@ export class NftablesProxier implements ProxyBackend {
   /** Only the changed services: element deltas, chain flush/refill, stale chains deleted after their references. */
   private deltaTransaction(old: Layout, now: Layout, changed: ReadonlySet<string>): Transaction {
     const tx = new Transaction();
-    const dels: Array<[SetName, Element[]]> = [];
-    const adds: Array<[SetName, Element[]]> = [];
+    const dels: Array<[SetDef, Element[]]> = [];
+    const adds: Array<[SetDef, Element[]]> = [];
     const staleChains: string[] = [];
+    const staleSets: string[] = [];
     for (const name of changed) {
       const before = old.services.get(name);
       const after = now.services.get(name);
-      const sets = new Set<SetName>([...(before?.elements.keys() ?? []), ...(after?.elements.keys() ?? [])]);
+      const sets = new Set<string>([...(before?.elements.keys() ?? []), ...(after?.elements.keys() ?? [])]);
       for (const s of sets) {
         const b = before?.elements.get(s) ?? [];
         const a = after?.elements.get(s) ?? [];
         const aByKey = new Map(a.map((e) => [elKey(e), e]));
         const bByKey = new Map(b.map((e) => [elKey(e), e]));
-        dels.push([s, b.filter((e) => !aByKey.has(elKey(e)) || !elSame(e, aByKey.get(elKey(e))!))]);
-        adds.push([s, a.filter((e) => !bByKey.has(elKey(e)) || !elSame(e, bByKey.get(elKey(e))!))]);
+        const gone = !after?.ownSets.some((x) => x.name === s) && before?.ownSets.some((x) => x.name === s);
+        if (gone) continue; // the set is deleted with its elements
+        dels.push([setDef(old, s, before), b.filter((e) => !aByKey.has(elKey(e)) || !elSame(e, aByKey.get(elKey(e))!))]);
+        adds.push([setDef(now, s, after), a.filter((e) => !bByKey.has(elKey(e)) || !elSame(e, bByKey.get(elKey(e))!))]);
       }
       const afterChains = new Set(after?.chains.map((c) => c.chain.name) ?? []);
       for (const c of before?.chains ?? []) if (!afterChains.has(c.chain.name)) staleChains.push(c.chain.name);
+      const afterSets = new Set(after?.ownSets.map((x) => x.name) ?? []);
+      for (const x of before?.ownSets ?? []) if (!afterSets.has(x.name)) staleSets.push(x.name);
+      const beforeSets = new Map(before?.ownSets.map((x) => [x.name, x]) ?? []);
       if (after) {
         const beforeChains = new Set(before?.chains.map((c) => c.chain.name) ?? []);
-        for (const c of after.chains) {
-          if (beforeChains.has(c.chain.name)) tx.flushChain(now.family, TABLE, c.chain.name);
-          else tx.addChain(c.chain);
-          for (const r of c.rules) tx.addRule(r);
+        // Rules go first, so a service's own sets (affinity: slots change meaning when
+        // endpoints change) can be deleted and made again before the rules come back.
+        for (const c of before?.chains ?? []) tx.flushChain(now.family, TABLE, c.chain.name);
+        for (const x of after.ownSets) {
+          const was = beforeSets.get(x.name);
+          if (was && was.timeoutMs !== x.timeoutMs) throw new ChangedSetError(x.name);
+          if (!was) tx.addSet(x);
         }
+        for (const c of after.chains) if (!beforeChains.has(c.chain.name)) tx.addChain(c.chain);
+        for (const c of after.chains) for (const r of c.rules) tx.addRule(r);
       }
     }
-    for (const [s, els] of dels) tx.deleteElements(now.sets.get(s)!, els);
-    for (const [s, els] of adds) tx.addElements(now.sets.get(s)!, els);
+    for (const [s, els] of dels) tx.deleteElements(s, els);
+    for (const [s, els] of adds) tx.addElements(s, els);
     for (const c of staleChains) tx.deleteChain(now.family, TABLE, c);
+    for (const x of staleSets) tx.deleteSet(now.family, TABLE, x);
     return tx;
   }
 }
 
-function addServiceChains(tx: Transaction, svc: ServiceObjects): void {
-  for (const { chain, rules } of svc.chains) {
-    tx.addChain(chain);
-    for (const r of rules) tx.addRule(r);
+function setDef(l: Layout, name: string, svc: ServiceObjects | undefined): SetDef {
+  const d = l.sets.get(name as never) ?? svc?.ownSets.find((x) => x.name === name);
+  if (!d) throw new Error(`nftables layout: no set ${name}`);
+  return d;
+}
+
+class ChangedSetError extends Error {
+  constructor(set: string) {
+    super(`set ${set} changed its parameters`);
   }
+}
+
+function addServiceChains(tx: Transaction, svc: ServiceObjects): void {
+  for (const { chain } of svc.chains) tx.addChain(chain);
+  for (const { rules } of svc.chains) for (const r of rules) tx.addRule(r);
 }

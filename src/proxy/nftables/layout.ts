@@ -36,13 +36,17 @@ export const SET = {
   hairpin: 'hairpin',
   clusterCIDRs: 'cluster-cidrs',
   nodePortAddrs: 'nodeport-addresses',
+  firewallIPs: 'firewall-ips',
+  firewallAllow: 'firewall-allow',
 } as const;
 export type SetName = (typeof SET)[keyof typeof SET];
 
 export interface ServiceObjects {
+  /** Sets only this service uses (its affinity map). */
+  readonly ownSets: readonly SetDef[];
   readonly chains: ReadonlyArray<{ chain: Chain; rules: Rule[] }>;
-  /** Elements this service owns in the shared sets, by set name. */
-  readonly elements: ReadonlyMap<SetName, Element[]>;
+  /** Elements this service owns in the shared sets and in its own sets, by set name. */
+  readonly elements: ReadonlyMap<string, Element[]>;
 }
 
 export interface Layout {
@@ -107,6 +111,8 @@ class Builder {
     def(SET.hairpin, { key: [a, a], comment: 'endpoint . itself' });
     def(SET.clusterCIDRs, { key: [a], interval: true, comment: 'cluster CIDRs' });
     def(SET.nodePortAddrs, { key: [a], interval: true, comment: 'node port addresses' });
+    def(SET.firewallIPs, { key: [a, 'inet_proto', 'inet_service'], comment: 'LB IPs with source ranges' });
+    def(SET.firewallAllow, { key: [a, 'inet_proto', 'inet_service', a], interval: true, comment: 'LB IP . proto . port . allowed source' });
   }
 
   private rule(chain: string, exprs: Expr[], comment?: string): Rule {
@@ -154,6 +160,20 @@ class Builder {
     ];
   }
 
+  /** LB IPs with source ranges: a source outside them is dropped before any DNAT. */
+  private firewall(): Expr[] {
+    const regs = concatRegisters([this.addrLen, 1, 2, this.addrLen]);
+    return [
+      ...this.loadDispatchKey(),
+      { op: 'lookup', set: SET.firewallIPs, sreg: R1 },
+      // Loaded again: nft's reader takes registers a lookup used as consumed.
+      ...this.loadDispatchKey(),
+      loadAddr(this.family, 'saddr', regs[3]!),
+      { op: 'lookup', set: SET.firewallAllow, sreg: R1, invert: true },
+      verdict({ kind: 'drop' }),
+    ];
+  }
+
   baseChains(): Array<{ chain: Chain; rules: Rule[] }> {
     const hook = (name: string, type: 'nat' | 'filter', h: 'prerouting' | 'output' | 'postrouting' | 'input' | 'forward', priority: number): Chain => ({
       ...this.chain(name),
@@ -173,6 +193,7 @@ class Builder {
     ];
     return [
       { chain: this.chain('services', 'dispatch by destination'), rules: [
+        this.rule('services', this.firewall(), 'loadBalancerSourceRanges'),
         this.rule('services', [...this.loadDispatchKey(), { op: 'lookup', set: SET.serviceIPs, sreg: R1, dreg: 0 }]),
         this.rule('services', [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.nodePorts, sreg: R1, dreg: 0 }]),
       ] },
@@ -213,6 +234,8 @@ class Builder {
       el.set(s, list);
     };
     const chains: Array<{ chain: Chain; rules: Rule[] }> = [];
+    const ownSets: SetDef[] = [];
+    const affinity = info.affinityTimeoutSeconds > 0 ? id : undefined;
     const svcChain = `svc-${id}`;
     const extChain = `ext-${id}`;
     const hasExternal = info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0;
@@ -220,7 +243,13 @@ class Builder {
 
     // Cluster IP → svc chain (internal endpoints), or reject.
     if (v.internalEndpoints.length > 0) {
-      chains.push({ chain: this.chain(svcChain, info.name), rules: this.spread(svcChain, id * 2, v.internalEndpoints, 'internal') });
+      if (affinity !== undefined) {
+        const own = this.affinityObjects(id, v.internalEndpoints, info.affinityTimeoutSeconds, info.name);
+        ownSets.push(...own.sets);
+        chains.push(...own.chains);
+        for (const [k, els] of own.elements) for (const e of els) push(k as SetName, e);
+      }
+      chains.push({ chain: this.chain(svcChain, info.name), rules: this.spread(svcChain, id * 2, v.internalEndpoints, 'internal', affinity) });
       push(SET.serviceIPs, { key: concat(ip(info.clusterIP), p, port(info.port)), data: { kind: 'goto', chain: svcChain } });
     } else {
       push(SET.noEndpointIPs, { key: concat(ip(info.clusterIP), p, port(info.port)) });
@@ -229,8 +258,16 @@ class Builder {
     if (hasExternal) {
       const externals = [...info.externalIPs, ...info.loadBalancerVIPs].filter(inFamily);
       if (v.externalEndpoints.length > 0) {
-        chains.push({ chain: this.chain(extChain, info.name), rules: this.spread(extChain, id * 2 + 1, v.externalEndpoints, info.externalPolicyLocal ? 'local' : 'external') });
+        chains.push({ chain: this.chain(extChain, info.name), rules: this.spread(extChain, id * 2 + 1, v.externalEndpoints, info.externalPolicyLocal ? 'local' : 'external', affinity && sameEndpoints(v.externalEndpoints, v.internalEndpoints) ? affinity : undefined) });
         for (const a of externals) push(SET.serviceIPs, { key: concat(ip(a), p, port(info.port)), data: { kind: 'goto', chain: extChain } });
+        const ranges = info.loadBalancerSourceRanges.map(parseCidr).filter((r) => r.family === this.config.family);
+        if (ranges.length > 0) {
+          for (const vip of info.loadBalancerVIPs.filter(inFamily)) {
+            const head = concat(ip(vip), p, port(info.port));
+            push(SET.firewallIPs, { key: head });
+            for (const r of ranges) push(SET.firewallAllow, { key: concat(head, r.first), keyEnd: concat(head, r.last) });
+          }
+        }
         if (info.nodePort > 0) push(SET.nodePorts, { key: concat(p, port(info.nodePort)), data: { kind: 'goto', chain: extChain } });
       } else if (v.allEndpoints.length === 0) {
         for (const a of externals) push(SET.noEndpointIPs, { key: concat(ip(a), p, port(info.port)) });
@@ -246,21 +283,56 @@ class Builder {
       const seen = new Set<string>();
       dedup.set(s, list.filter((e) => (seen.has(e.key.toString('hex')) ? false : (seen.add(e.key.toString('hex')), true))));
     }
-    return { chains, elements: new Map([...dedup, [SET.endpoints, this.endpointElements(v, id)]]) };
+    const elements = new Map<string, Element[]>(dedup);
+    const grouped = this.endpointElements(v, id, affinity !== undefined);
+    elements.set(SET.endpoints, grouped);
+    return { ownSets, chains, elements };
   }
 
-  private endpointElements(v: ServiceView, id: number): Element[] {
+  private endpointElements(v: ServiceView, id: number, affinity: boolean): Element[] {
     const out: Element[] = [];
     const group = (gid: number, eps: readonly EndpointInfo[]) =>
       eps.forEach((e, slot) => out.push({ key: concat(u32host(gid), u32host(slot)), data: concat(ip(e.ip), port(e.port)) }));
-    if (v.internalEndpoints.length > 0) group(id * 2, v.internalEndpoints);
+    if (v.internalEndpoints.length > 0 && !affinity) group(id * 2, v.internalEndpoints);
     const info = v.info;
-    if ((info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0) && v.externalEndpoints.length > 0) group(id * 2 + 1, v.externalEndpoints);
+    const sharesAffinity = affinity && sameEndpoints(v.externalEndpoints, v.internalEndpoints);
+    if ((info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0) && v.externalEndpoints.length > 0 && !sharesAffinity) group(id * 2 + 1, v.externalEndpoints);
     return out;
   }
 
   /** Masquerade decision, then `dnat to <group> . numgen random mod N map @endpoints`. */
-  private spread(chain: string, gid: number, eps: readonly EndpointInfo[], kind: 'internal' | 'external' | 'local'): Rule[] {
+  /**
+   * ClientIP affinity the way nft can print it back: one timed set of clients per
+   * endpoint (named by the endpoint, so it survives other endpoints' changes), an
+   * endpoint chain that refreshes it and DNATs, and a named slot vmap for new clients.
+   */
+  private affinityObjects(id: number, eps: readonly EndpointInfo[], timeoutS: number, svc: string) {
+    const sets: SetDef[] = [{ family: this.family, table: TABLE, name: `slots-${id}`, key: ['mark'], data: 'verdict', comment: `slot : endpoint chain for ${svc}` }];
+    const chains: Array<{ chain: Chain; rules: Rule[] }> = [];
+    const slots: Element[] = [];
+    eps.forEach((e, slot) => {
+      const tag = `${e.ip.replace(/:/g, '_')}-${e.port}`;
+      const aff = affinitySet(id, e);
+      sets.push({ family: this.family, table: TABLE, name: aff, key: [this.addrType], dynamic: true, timeout: true, timeoutMs: timeoutS * 1000, comment: `clients of ${e.ip}:${e.port}` });
+      const ch = `ep-${id}-${tag}`;
+      chains.push({
+        chain: this.chain(ch, `${svc} ${e.ip}:${e.port}`),
+        rules: [
+          this.rule(ch, [
+            loadAddr(this.family, 'saddr', R1),
+            { op: 'dynset', set: aff, dynop: 'update', sregKey: R1 },
+            { op: 'immediate', dreg: R1, data: ip(e.ip) },
+            { op: 'immediate', dreg: 2, data: port(e.port) },
+            { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: 2 },
+          ]),
+        ],
+      });
+      slots.push({ key: u32host(slot), data: { kind: 'goto', chain: ch } });
+    });
+    return { sets, chains, elements: new Map<string, Element[]>([[`slots-${id}`, slots]]) };
+  }
+
+  private spread(chain: string, gid: number, eps: readonly EndpointInfo[], kind: 'internal' | 'external' | 'local', affinity?: number): Rule[] {
     const rules: Rule[] = [];
     if (kind === 'external' || this.config.masqueradeAll) {
       rules.push(this.rule(chain, this.setMasqMark()));
@@ -270,14 +342,32 @@ class Builder {
       rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: SET.clusterCIDRs, sreg: R1, invert: true }, ...this.setMasqMark()]));
     }
     const portReg = this.family === 'ip' ? R9 : 12; // the word after the address in the lookup's output
+    const nat: Expr = { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: portReg };
+    if (affinity !== undefined) {
+      // Known clients go back to their endpoint; new ones get a random slot.
+      for (const e of eps) {
+        rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: affinitySet(affinity, e), sreg: R1 }, verdict({ kind: 'goto', chain: `ep-${affinity}-${e.ip.replace(/:/g, '_')}-${e.port}` })]));
+      }
+      rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random' }, { op: 'lookup', set: `slots-${affinity}`, sreg: R1, dreg: 0 }]));
+      return rules;
+    }
     rules.push(
       this.rule(chain, [
         { op: 'immediate', dreg: R1, data: u32host(gid) },
         { op: 'numgen', dreg: R9, mod: eps.length, type: 'random' },
         { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
-        { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: portReg },
+        nat,
       ]),
     );
     return rules;
   }
+}
+
+/** Same endpoints in the same slots: the two groups can share one affinity map. */
+function sameEndpoints(a: readonly EndpointInfo[], b: readonly EndpointInfo[]): boolean {
+  return a.length === b.length && a.every((e, i) => e.ip === b[i]!.ip && e.port === b[i]!.port);
+}
+
+function affinitySet(id: number, e: EndpointInfo): string {
+  return `affinity-${id}-${e.ip.replace(/:/g, '_')}-${e.port}`;
 }
