@@ -70,9 +70,11 @@ function runPlugin(node: string, plugin: string, command: string, id: string, po
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => {
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code, signal) => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (code !== 0) reject(new Error(`${plugin} ${command} ${id}: exit ${code}: ${out}`));
+      if (code !== 0) reject(new Error(`${plugin} ${command} ${id}: ${signal ? `killed by ${signal}` : `exit ${code}`}: ${out} ${err}`));
       else resolve(ms);
     });
     child.stdin.end(JSON.stringify(conf));

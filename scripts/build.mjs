@@ -9,7 +9,7 @@
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +27,22 @@ const common = {
   logLevel: 'warning',
   absWorkingDir: root,
 };
+
+/**
+ * Replaces file by rename: plugins may be running from dist/cni-bin while
+ * another build writes it, and rewriting a file in place under a process that
+ * has it mapped (the addon) kills that process with SIGBUS; a half-written
+ * script would fail to parse.
+ */
+function replaceFile(file, write) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    write(tmp);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
 
 const cniEntries = {
   'podwire-bridge': 'src/cni/bridge/main.ts',
@@ -100,7 +116,10 @@ function writeCodeCache(file, source, hash) {
     writeFileSync(process.argv[2], Buffer.concat([Buffer.from(process.argv[3], 'latin1'), s.createCachedData()]));`;
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const r = spawnSync(process.execPath, ['-e', script, tmp, `${file}.jscache`, hash], { env, encoding: 'utf8' });
+  let r;
+  replaceFile(`${file}.jscache`, (cacheTmp) => {
+    r = spawnSync(process.execPath, ['-e', script, tmp, cacheTmp, hash], { env, encoding: 'utf8' });
+  });
   rmSync(tmp, { force: true });
   if (r.status !== 0) {
     rmSync(`${file}.jscache`, { force: true });
@@ -126,9 +145,13 @@ for (const [name, entry] of Object.entries(cniEntries)) {
     }).then((res) => {
       const source = cjsFunction(res.outputFiles[0].text);
       const { loader, hash } = cniExecutable(name, source);
-      writeFileSync(out, loader, { mode: 0o755 });
-      chmodSync(out, 0o755);
+      // The cache first: an executable never meets a cache older than itself (and a
+      // newer one's header does not match, so it is ignored).
       writeCodeCache(out, source, hash);
+      replaceFile(out, (tmp) => {
+        writeFileSync(tmp, loader, { mode: 0o755 });
+        chmodSync(tmp, 0o755);
+      });
     }),
   );
 }
@@ -146,12 +169,12 @@ if (existsSync(join(root, 'src/cli/main.ts'))) {
 }
 const benchDir = join(root, 'bench');
 if (existsSync(benchDir)) {
-  const benches = readdirSync(benchDir).filter((f) => f.endsWith('.ts'));
-  if (benches.length > 0) {
+  // One build per benchmark: a bench whose imports are broken must not keep the others from building.
+  for (const f of readdirSync(benchDir).filter((name) => name.endsWith('.ts'))) {
     jobs.push(
       build({
         ...common,
-        entryPoints: benches.map((f) => join('bench', f)),
+        entryPoints: [join('bench', f)],
         outdir: join(dist, 'bench'),
         outExtension: { '.js': '.mjs' },
         format: 'esm',
@@ -161,8 +184,14 @@ if (existsSync(benchDir)) {
     );
   }
 }
-await Promise.all(jobs);
-if (existsSync(addon)) copyFileSync(addon, join(dist, 'cni-bin', 'podwire_netlink.node'));
+// Every bundle is finished (or failed) before the build reports: one broken
+// bundle must not leave the others half-written.
+const failed = (await Promise.allSettled(jobs)).filter((r) => r.status === 'rejected');
+if (existsSync(addon)) replaceFile(join(dist, 'cni-bin', 'podwire_netlink.node'), (tmp) => copyFileSync(addon, tmp));
 // The bundles are CommonJS; inside this "type": "module" package Node would
 // otherwise load them as ES modules when run directly.
 writeFileSync(join(dist, 'cni-bin', 'package.json'), '{ "type": "commonjs" }\n');
+if (failed.length > 0) {
+  for (const f of failed) console.error(f.reason instanceof Error ? f.reason.message : String(f.reason));
+  process.exit(1);
+}
