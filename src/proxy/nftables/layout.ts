@@ -78,10 +78,17 @@ export class ServiceIds {
   }
 }
 
-export function buildLayout(config: ProxyConfig, state: ProxyState, ids: ServiceIds): Layout {
+/**
+ * The layout of state. With `reuse` (the committed layout and what changed since),
+ * unchanged services keep their objects, so a partial sync costs the changed ones only.
+ */
+export function buildLayout(config: ProxyConfig, state: ProxyState, ids: ServiceIds, reuse?: { from: Layout; changed: ReadonlySet<string> }): Layout {
   const b = new Builder(config, state);
   const services = new Map<string, ServiceObjects>();
-  for (const [name, v] of state.services) services.set(name, b.service(v, ids.get(name)));
+  for (const [name, v] of state.services) {
+    const kept = reuse && !reuse.changed.has(name) ? reuse.from.services.get(name) : undefined;
+    services.set(name, kept ?? b.service(v, ids.get(name)));
+  }
   return { family: b.family, sets: b.sets, chains: b.baseChains(), fixedElements: b.fixedElements(), services };
 }
 

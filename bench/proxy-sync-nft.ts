@@ -1,0 +1,73 @@
+// npm run bench -- proxy-sync-nft [--sizes 1000,5000,10000]
+//
+// The nftables backend (netlink transport) on synthetic clusters of N services
+// x 10 endpoints (every tenth service with a node port), each in a fresh
+// namespace pw-b-nft-<N> that it removes: cold full sync, a one-endpoint change
+// (partial sync), one service added (partial sync), and the process RSS.
+import { execFileSync } from 'node:child_process';
+import { createNftablesBackend } from '../src/proxy/nftables/index.js';
+import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
+
+const args = process.argv.slice(2);
+const sizesArg = args.indexOf('--sizes');
+const sizes = (sizesArg >= 0 ? args[sizesArg + 1]! : '1000,5000,10000').split(',').map(Number);
+const ENDPOINTS = 10;
+
+const ip4 = (base: number, n: number) => `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+
+function service(i: number, shift = 0): ServiceView {
+  const info: ServicePortInfo = {
+    name: `bench/svc-${i}:http`, namespace: 'bench', service: `svc-${i}`, portName: 'http', protocol: 'TCP',
+    clusterIP: ip4(10, 0x600000 + i), port: 80, nodePort: i % 10 === 0 ? 30000 + ((i / 10) % 2768) : 0,
+    externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], affinityTimeoutSeconds: 0,
+    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0,
+  };
+  const eps: EndpointInfo[] = [];
+  for (let j = 0; j < ENDPOINTS; j++) {
+    const local = (i + j) % ENDPOINTS === 0;
+    eps.push({ ip: ip4(11, i * ENDPOINTS + j + shift), port: 8080, ready: true, serving: true, terminating: false, nodeName: local ? 'bench' : 'other', zone: '', isLocal: local });
+  }
+  return { info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps };
+}
+
+const stateOf = (services: Map<string, ServiceView>): ProxyState => ({ family: 4, node: { name: 'bench', ips: ['10.0.0.1'], zone: '', labels: {}, podCIDRs: [] }, services });
+const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
+const mib = (b: number) => Math.round(b / 1048576);
+
+for (const n of sizes) {
+  const ns = `pw-b-nft-${n}`;
+  try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ }
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const backend = createNftablesBackend(config, { netnsPath: `/run/netns/${ns}` });
+    const services = new Map<string, ServiceView>();
+    for (let i = 0; i < n; i++) { const v = service(i); services.set(v.info.name, v); }
+    let t = performance.now();
+    await backend.sync({ state: stateOf(services), changed: null });
+    const coldMs = performance.now() - t;
+
+    const changed = service(7, 1);
+    services.set(changed.info.name, changed);
+    t = performance.now();
+    const ep = await backend.sync({ state: stateOf(services), changed: new Set([changed.info.name]) });
+    const epMs = performance.now() - t;
+
+    const added = service(n);
+    services.set(added.info.name, added);
+    t = performance.now();
+    const add = await backend.sync({ state: stateOf(services), changed: new Set([added.info.name]) });
+    const addMs = performance.now() - t;
+
+    const counts = JSON.parse(execFileSync('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'ip', 'podwire'], { maxBuffer: 1 << 30 }).toString()) as { nftables: Array<Record<string, unknown>> };
+    const kinds: Record<string, number> = {};
+    for (const o of counts.nftables) for (const k of Object.keys(o)) kinds[k] = (kinds[k] ?? 0) + 1;
+    console.log(JSON.stringify({
+      services: n, endpoints: n * ENDPOINTS, 'cold sync ms': Math.round(coldMs),
+      'one endpoint ms': +epMs.toFixed(1), 'one endpoint full': ep.full, 'one service ms': +addMs.toFixed(1), 'one service full': add.full,
+      'kernel objects': kinds, 'rss MiB': mib(process.memoryUsage().rss),
+    }));
+    await backend.cleanup();
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
