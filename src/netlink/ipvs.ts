@@ -6,27 +6,7 @@ import ipaddr from 'ipaddr.js';
 import { AttrBuilder, attrStr, attrU16, attrU32, attrBe16, parseAttrs, type Attr, parseAttrList } from './attrs.js';
 import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL } from './message.js';
 import { NETLINK_GENERIC, NetlinkError, NetlinkSocket, type BatchPart } from './socket.js';
-
-// Generic netlink: a 4-byte genlmsghdr (cmd, version, reserved) before the
-// attributes, and the controller family that maps a name to its id.
-// (Kept here until the shared resolver in genetlink.ts exists.)
-const GENL_HDRLEN = 4;
-const GENL_ID_CTRL = 0x10;
-const CTRL_CMD_GETFAMILY = 3;
-const CTRL_ATTR_FAMILY_ID = 1;
-const CTRL_ATTR_FAMILY_NAME = 2;
-
-function genlHeader(cmd: number, version: number): Buffer {
-  return Buffer.of(cmd, version, 0, 0);
-}
-
-function resolveGenlFamily(sock: NetlinkSocket, name: string): { id: number } {
-  const payload = new AttrBuilder().raw(genlHeader(CTRL_CMD_GETFAMILY, 1)).str(CTRL_ATTR_FAMILY_NAME, name).build();
-  const [m] = sock.request(GENL_ID_CTRL, 0, payload, { what: `generic netlink family ${name}` });
-  const id = m && attrU16(parseAttrs(m.payload, GENL_HDRLEN).get(CTRL_ATTR_FAMILY_ID));
-  if (!id) throw new Error(`generic netlink family ${name}: the controller answered without an id`);
-  return { id };
-}
+import { GENL_HDRLEN, genlHeader, resolveGenlFamily } from './genetlink.js';
 
 const IPVS_GENL_NAME = 'IPVS';
 const IPVS_GENL_VERSION = 1;
