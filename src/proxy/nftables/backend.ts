@@ -69,8 +69,8 @@ export class NftablesProxier implements ProxyBackend {
     for (const s of l.sets.values()) tx.addSet(s);
     // Service sets and chains first: the dispatch maps' goto elements need them.
     for (const svc of l.services.values()) for (const s of svc.ownSets) tx.addSet(s);
-    for (const svc of l.services.values()) addServiceChains(tx, svc);
     for (const { chain } of l.chains) tx.addChain(chain);
+    for (const svc of l.services.values()) addServiceChains(tx, svc);
     // Rules before elements: binding a rule to a map walks the map's elements, so
     // with the elements already in, 10k rules x 100k endpoints went quadratic (24 s).
     for (const { rules } of l.chains) for (const r of rules) tx.addRule(r);

@@ -114,7 +114,7 @@ class Builder {
     def(SET.nodePorts, { key: ['inet_proto', 'inet_service'], data: 'verdict', comment: 'node ports' });
     def(SET.noEndpointIPs, { key: [a, 'inet_proto', 'inet_service'], comment: 'services without endpoints' });
     def(SET.noEndpointNodePorts, { key: ['inet_proto', 'inet_service'], comment: 'node ports without endpoints' });
-    def(SET.endpoints, { key: ['mark', 'mark'], data: [a, 'inet_service'], comment: 'group . slot : endpoint' });
+    def(SET.endpoints, { key: ['mark'], data: [a, 'inet_service'], comment: 'group << 12 | slot : endpoint' });
     def(SET.hairpin, { key: [a, a], comment: 'endpoint . itself' });
     def(SET.clusterCIDRs, { key: [a], interval: true, comment: 'cluster CIDRs' });
     def(SET.nodePortAddrs, { key: [a], interval: true, comment: 'node port addresses' });
@@ -203,6 +203,13 @@ class Builder {
         this.rule('services', this.firewall(), 'loadBalancerSourceRanges'),
         this.rule('services', [...this.loadDispatchKey(), { op: 'lookup', set: SET.serviceIPs, sreg: R1, dreg: 0 }]),
         this.rule('services', [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.nodePorts, sreg: R1, dreg: 0 }]),
+      ] },
+      { chain: this.chain('endpoint-dnat', 'the chosen endpoint, by ct mark'), rules: [
+        this.rule('endpoint-dnat', [
+          { op: 'ct', key: 'mark', dreg: R1 },
+          { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
+          { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: this.family === 'ip' ? R9 : 12 },
+        ]),
       ] },
       { chain: hook('nat-prerouting', 'nat', 'prerouting', -100), rules: [this.rule('nat-prerouting', [verdict({ kind: 'jump', chain: 'services' })])] },
       { chain: hook('nat-output', 'nat', 'output', -100), rules: [this.rule('nat-output', [verdict({ kind: 'jump', chain: 'services' })])] },
@@ -299,7 +306,7 @@ class Builder {
   private endpointElements(v: ServiceView, id: number, affinity: boolean): Element[] {
     const out: Element[] = [];
     const group = (gid: number, eps: readonly EndpointInfo[]) =>
-      eps.forEach((e, slot) => out.push({ key: concat(u32host(gid), u32host(slot)), data: concat(ip(e.ip), port(e.port)) }));
+      eps.forEach((e, slot) => out.push({ key: u32host(slotId(gid, slot)), data: concat(ip(e.ip), port(e.port)) }));
     if (v.internalEndpoints.length > 0 && !affinity) group(id * 2, v.internalEndpoints);
     const info = v.info;
     const sharesAffinity = affinity && sameEndpoints(v.externalEndpoints, v.internalEndpoints);
@@ -358,12 +365,13 @@ class Builder {
       rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random' }, { op: 'lookup', set: `slots-${affinity}`, sreg: R1, dreg: 0 }]));
       return rules;
     }
+    // The slot travels in ct mark to the one DNAT rule: every lookup rule is a binding of
+    // the map, and the kernel walks all bindings per element added (quadratic at 10k services).
     rules.push(
       this.rule(chain, [
-        { op: 'immediate', dreg: R1, data: u32host(gid) },
-        { op: 'numgen', dreg: R9, mod: eps.length, type: 'random' },
-        { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
-        nat,
+        { op: 'numgen', dreg: R1, mod: eps.length, type: 'random', offset: slotId(gid, 0) },
+        { op: 'ct-set', key: 'mark', sreg: R1 },
+        verdict({ kind: 'goto', chain: 'endpoint-dnat' }),
       ]),
     );
     return rules;
@@ -377,4 +385,10 @@ function sameEndpoints(a: readonly EndpointInfo[], b: readonly EndpointInfo[]): 
 
 function affinitySet(id: number, e: EndpointInfo): string {
   return `affinity-${id}-${e.ip.replace(/:/g, '_')}-${e.port}`;
+}
+
+/** The endpoints map key: 4096 slots per endpoint group. */
+export const SLOTS_PER_GROUP = 4096;
+function slotId(gid: number, slot: number): number {
+  return gid * SLOTS_PER_GROUP + slot;
 }
