@@ -14,7 +14,7 @@ const vmDir = process.env.IPVS_VM_DIR ?? join(process.env.XDG_CACHE_HOME ?? join
 const ready = existsSync(runner) && existsSync(join(vmDir, 'vmlinux'));
 
 describe.skipIf(!ready)(`IPVS suite in the VM${ready ? '' : ' (skipped: ../shared/tools/ipvs-vm is not set up; run its setup.sh)'}`, () => {
-  it('passes every in-VM test', { timeout: 420_000 }, async () => {
+  it('passes every in-VM test', { timeout: 720_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pw-ipvs-'));
     try {
       const bundle = join(dir, 'suite.mjs');
@@ -28,7 +28,7 @@ describe.skipIf(!ready)(`IPVS suite in the VM${ready ? '' : ' (skipped: ../share
         logLevel: 'warning',
         banner: { js: "import { createRequire as __c } from 'node:module'; const require = __c(import.meta.url);" },
       });
-      const r = await run(runner, [join(root, 'test/ipvs/run.sh'), bundle], { timeoutMs: 400_000, env: { ...process.env, IPVSLAB_TIMEOUT: '300' } });
+      const r = await run(runner, [join(root, 'test/ipvs/run.sh'), bundle], { timeoutMs: 700_000, env: { ...process.env, IPVSLAB_TIMEOUT: '600' } });
       const out = r.stdout + r.stderr;
       const m = /(\d+) passed, (\d+) failed/.exec(out);
       expect(m, out.slice(-4000)).not.toBeNull();
