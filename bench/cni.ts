@@ -1,4 +1,4 @@
-// npm run bench -- cni [--runs N] [--concurrent N]
+// npm run bench -- cni [--runs N] [--concurrent N] [--rounds N]
 // ADD and DEL latency (median, fresh pod namespace each) and the wall time of
 // concurrent ADDs, for podwire-bridge (podwire-ipam in process, and host-local
 // exec'd) and for the reference bridge + host-local, with the same config
@@ -22,6 +22,7 @@ function arg(name: string, dflt: number): number {
 }
 const RUNS = arg('--runs', 30);
 const CONCURRENT = arg('--concurrent', 20);
+const ROUNDS = arg('--rounds', 3);
 
 function must(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -99,30 +100,50 @@ function nodeStart(caCerts: boolean): number {
   return median(xs);
 }
 
-async function measure(f: Flavour, index: number): Promise<{ add: number; del: number; wall: number }> {
-  const node = newNs(`n${index}-`);
-  const dataDir = mkdtempSync(join(tmpdir(), `${PREFIX}${index}-`));
-  const conf = f.conf(dataDir);
+interface Setup {
+  f: Flavour;
+  node: string;
+  dataDir: string;
+  conf: object;
+  adds: number[];
+  dels: number[];
+  walls: number[];
+}
+
+/**
+ * The flavours are measured interleaved (one ADD+DEL of each in turn, then one
+ * concurrent round of each in turn, ROUNDS times), so a change in the machine's
+ * load hits them alike and the ratios stay meaningful on a shared machine.
+ */
+async function measureAll(fs: Flavour[]): Promise<Array<{ add: number; del: number; wall: number }>> {
+  const setups: Setup[] = fs.map((f, index) => {
+    const dataDir = mkdtempSync(join(tmpdir(), `${PREFIX}${index}-`));
+    return { f, node: newNs(`n${index}-`), dataDir, conf: f.conf(dataDir), adds: [], dels: [], walls: [] };
+  });
   try {
-    const adds: number[] = [];
-    const dels: number[] = [];
     // One warm-up attachment creates the bridge, so every measured ADD is a pod joining an existing network.
-    const warm = newNs(`w${index}-`);
-    await runPlugin(node, f.plugin, 'ADD', 'warm', warm, conf, f.caCerts);
+    for (const [index, s] of setups.entries()) await runPlugin(s.node, s.f.plugin, 'ADD', 'warm', newNs(`w${index}-`), s.conf, s.f.caCerts);
     for (let i = 0; i < RUNS; i++) {
-      const pod = newNs(`p${index}-`);
-      adds.push(await runPlugin(node, f.plugin, 'ADD', `c${i}`, pod, conf, f.caCerts));
-      dels.push(await runPlugin(node, f.plugin, 'DEL', `c${i}`, pod, conf, f.caCerts));
-      spawnSync('ip', ['netns', 'del', pod]);
+      for (const [index, s] of setups.entries()) {
+        const pod = newNs(`p${index}-`);
+        s.adds.push(await runPlugin(s.node, s.f.plugin, 'ADD', `c${i}`, pod, s.conf, s.f.caCerts));
+        s.dels.push(await runPlugin(s.node, s.f.plugin, 'DEL', `c${i}`, pod, s.conf, s.f.caCerts));
+        spawnSync('ip', ['netns', 'del', pod]);
+      }
     }
-    const pods = Array.from({ length: CONCURRENT }, () => newNs(`q${index}-`));
-    const t0 = process.hrtime.bigint();
-    await Promise.all(pods.map((p, i) => runPlugin(node, f.plugin, 'ADD', `q${i}`, p, conf, f.caCerts)));
-    const wall = Number(process.hrtime.bigint() - t0) / 1e6;
-    await Promise.all(pods.map((p, i) => runPlugin(node, f.plugin, 'DEL', `q${i}`, p, conf, f.caCerts)));
-    return { add: median(adds), del: median(dels), wall };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [index, s] of setups.entries()) {
+        const pods = Array.from({ length: CONCURRENT }, () => newNs(`q${index}-`));
+        const t0 = process.hrtime.bigint();
+        await Promise.all(pods.map((p, i) => runPlugin(s.node, s.f.plugin, 'ADD', `q${round}-${i}`, p, s.conf, s.f.caCerts)));
+        s.walls.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        await Promise.all(pods.map((p, i) => runPlugin(s.node, s.f.plugin, 'DEL', `q${round}-${i}`, p, s.conf, s.f.caCerts)));
+        for (const p of pods) spawnSync('ip', ['netns', 'del', p]);
+      }
+    }
+    return setups.map((s) => ({ add: median(s.adds), del: median(s.dels), wall: median(s.walls) }));
   } finally {
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const s of setups) rmSync(s.dataDir, { recursive: true, force: true });
     cleanup();
   }
 }
@@ -141,15 +162,12 @@ async function main(): Promise<void> {
   const hasCa = !!process.env.NODE_EXTRA_CA_CERTS;
   const bare = nodeStart(false);
   const withCa = hasCa ? nodeStart(true) : NaN;
-  const rows: Array<{ label: string; add: number; del: number; wall: number }> = [];
-  for (const [i, f] of flavours.entries()) {
-    if (f.caCerts && !hasCa) continue;
-    rows.push({ label: f.label, ...(await measure(f, i)) });
-  }
+  const run = flavours.filter((f) => !f.caCerts || hasCa);
+  const rows = (await measureAll(run)).map((r, i) => ({ label: run[i]!.label, ...r }));
   const ref = rows[0]!;
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-  console.log(`podwire CNI benchmark: ${RUNS} ADD+DEL each (fresh pod netns), ${CONCURRENT} concurrent ADDs; config isGateway, ipMasq, hairpinMode`);
+  console.log(`podwire CNI benchmark: ${RUNS} ADD+DEL each (fresh pod netns), ${CONCURRENT} concurrent ADDs (median of ${ROUNDS} rounds), flavours interleaved; config isGateway, ipMasq, hairpinMode`);
   console.log(`node -e 0: ${fmt(bare)} median${hasCa ? `; with NODE_EXTRA_CA_CERTS: ${fmt(withCa)}` : ''}`);
   console.log('');
   const head = ['plugin', 'ADD median', 'vs ref', 'DEL median', 'vs ref', `${CONCURRENT} concurrent ADDs`, 'vs ref'];
