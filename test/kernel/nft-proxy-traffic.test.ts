@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import type { ProxyBackend, ServiceView } from '../../src/proxy/model.js';
 import { CLIENT_IP4, CLIENT_IP4_ALT, Cluster, tally, type Pod } from '../helpers/cluster.js';
-import { netnsPath, nsMust, nsRun } from '../helpers/netns.js';
+import { NetnsScope, netnsPath, nsMust, nsRun } from '../helpers/netns.js';
 import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
 
 let c: Cluster;
@@ -168,6 +168,29 @@ describe('nftables backend, real traffic', () => {
     expect(Object.keys(tally(res)).sort()).toEqual(['a', 'r']);
     const [x] = await c.probe(b.ns, 'fd00:96::12', 80, { timeoutMs: 3000 });
     expect(x?.result).toBe('refused');
+  });
+
+  it('oracle: the table netlink made is exactly what nft -f makes from its own listing', async () => {
+    const scope = new NetnsScope('nftp-orc');
+    await scope.cleanup();
+    try {
+      const viaNetlink = await scope.create('nl');
+      const viaText = await scope.create('txt');
+      const be = createNftablesBackend(cfg, { netnsPath: netnsPath(viaNetlink) });
+      await be.sync({ state: state(services()), changed: null });
+      const text = await nsMust(viaNetlink, 'nft', ['list', 'table', 'ip', 'podwire']);
+      const r = await nsRun(viaText, 'nft', ['-f', '-'], { input: text });
+      expect(r.stderr).toBe('');
+      const norm = async (ns: string) =>
+        (JSON.parse(await nsMust(ns, 'nft', ['-j', 'list', 'table', 'ip', 'podwire'])) as { nftables: Array<Record<string, Record<string, unknown>>> }).nftables
+          .filter((o) => !o.metainfo)
+          .map((o) => JSON.stringify(o, (k, v: unknown) => (k === 'handle' ? undefined : v)));
+      const [a1, b1] = [await norm(viaNetlink), await norm(viaText)];
+      expect(a1.length).toBeGreaterThan(30);
+      expect(a1).toEqual(b1);
+    } finally {
+      await scope.cleanup();
+    }
   });
 
   it('cleanup deletes the tables', async () => {

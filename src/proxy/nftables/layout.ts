@@ -8,6 +8,7 @@ import {
   concatRegisters,
   ip,
   loadAddr,
+  matchL4proto,
   loadPort,
   parseCidr,
   port,
@@ -204,13 +205,15 @@ class Builder {
         this.rule('services', [...this.loadDispatchKey(), { op: 'lookup', set: SET.serviceIPs, sreg: R1, dreg: 0 }]),
         this.rule('services', [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.nodePorts, sreg: R1, dreg: 0 }]),
       ] },
-      { chain: this.chain('endpoint-dnat', 'the chosen endpoint, by ct mark'), rules: [
+      { chain: this.chain('endpoint-dnat', 'the chosen endpoint, by ct mark'), rules: (['tcp', 'udp', 'sctp'] as const).map((l4) =>
+        // One rule per protocol: nft only writes a port mapping after a transport protocol match.
         this.rule('endpoint-dnat', [
+          ...matchL4proto(l4),
           { op: 'ct', key: 'mark', dreg: R1 },
           { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
           { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: this.family === 'ip' ? R9 : 12 },
         ]),
-      ] },
+      ) },
       { chain: hook('nat-prerouting', 'nat', 'prerouting', -100), rules: [this.rule('nat-prerouting', [verdict({ kind: 'jump', chain: 'services' })])] },
       { chain: hook('nat-output', 'nat', 'output', -100), rules: [this.rule('nat-output', [verdict({ kind: 'jump', chain: 'services' })])] },
       { chain: hook('nat-postrouting', 'nat', 'postrouting', 100), rules: [
@@ -258,7 +261,7 @@ class Builder {
     // Cluster IP → svc chain (internal endpoints), or reject.
     if (v.internalEndpoints.length > 0) {
       if (affinity !== undefined) {
-        const own = this.affinityObjects(id, v.internalEndpoints, info.affinityTimeoutSeconds, info.name);
+        const own = this.affinityObjects(id, v.internalEndpoints, info.affinityTimeoutSeconds, info.name, info.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp');
         ownSets.push(...own.sets);
         chains.push(...own.chains);
         for (const [k, els] of own.elements) for (const e of els) push(k as SetName, e);
@@ -320,7 +323,7 @@ class Builder {
    * endpoint (named by the endpoint, so it survives other endpoints' changes), an
    * endpoint chain that refreshes it and DNATs, and a named slot vmap for new clients.
    */
-  private affinityObjects(id: number, eps: readonly EndpointInfo[], timeoutS: number, svc: string) {
+  private affinityObjects(id: number, eps: readonly EndpointInfo[], timeoutS: number, svc: string, l4: 'tcp' | 'udp' | 'sctp') {
     const sets: SetDef[] = [{ family: this.family, table: TABLE, name: `slots-${id}`, key: ['mark'], data: 'verdict', comment: `slot : endpoint chain for ${svc}` }];
     const chains: Array<{ chain: Chain; rules: Rule[] }> = [];
     const slots: Element[] = [];
@@ -333,6 +336,7 @@ class Builder {
         chain: this.chain(ch, `${svc} ${e.ip}:${e.port}`),
         rules: [
           this.rule(ch, [
+            ...matchL4proto(l4),
             loadAddr(this.family, 'saddr', R1),
             { op: 'dynset', set: aff, dynop: 'update', sregKey: R1 },
             { op: 'immediate', dreg: R1, data: ip(e.ip) },
@@ -362,7 +366,9 @@ class Builder {
       for (const e of eps) {
         rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: affinitySet(affinity, e), sreg: R1 }, verdict({ kind: 'goto', chain: `ep-${affinity}-${e.ip.replace(/:/g, '_')}-${e.port}` })]));
       }
-      rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random' }, { op: 'lookup', set: `slots-${affinity}`, sreg: R1, dreg: 0 }]));
+      // Through ct mark (as the other services): nft types a bare numgen as integer, the map's key is a mark.
+      rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random' }, { op: 'ct-set', key: 'mark', sreg: R1 }]));
+      rules.push(this.rule(chain, [{ op: 'ct', key: 'mark', dreg: R1 }, { op: 'lookup', set: `slots-${affinity}`, sreg: R1, dreg: 0 }]));
       return rules;
     }
     // The slot travels in ct mark to the one DNAT rule: every lookup rule is a binding of
