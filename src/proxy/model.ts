@@ -33,6 +33,8 @@ export interface ServicePortInfo {
   readonly internalPolicyLocal: boolean;
   /** The ETP Local health-check port, 0 when none. */
   readonly healthCheckNodePort: number;
+  /** IPVS mode only: the Service's `ipvs.podwire.io/scheduler` annotation, when set. */
+  readonly ipvsScheduler?: string;
 }
 
 /** One endpoint (address + port) of one service port. */

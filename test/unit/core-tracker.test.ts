@@ -96,6 +96,13 @@ describe('servicePorts (conversion)', () => {
     expect(p!.healthCheckNodePort).toBe(32000);
   });
 
+  it('carries the per-Service IPVS scheduler annotation', () => {
+    const s = service('m');
+    s.metadata.annotations = { 'ipvs.podwire.io/scheduler': 'mh' };
+    expect(servicePorts(s, 4)[0]!.ipvsScheduler).toBe('mh');
+    expect(servicePorts(service('n'), 4)[0]!.ipvsScheduler).toBeUndefined();
+  });
+
   it('ignores externalTrafficPolicy Local on a service with no external destination', () => {
     const [p] = servicePorts(service('c', { externalTrafficPolicy: 'Local' }), 4);
     expect(p!.externalPolicyLocal).toBe(false);

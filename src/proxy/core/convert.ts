@@ -52,6 +52,7 @@ export function servicePorts(svc: Service, family: IPFamily): ServicePortInfo[] 
         )
       : [];
   const externallyAccessible = (p: { nodePort?: number }) => externalIPs.length > 0 || lbVIPs.length > 0 || (!!p.nodePort && type !== 'ClusterIP');
+  const scheduler = svc.metadata.annotations?.['ipvs.podwire.io/scheduler'];
   const affinity = spec.sessionAffinity === 'ClientIP' ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800) : 0;
   return (spec.ports ?? []).map((p) => {
     const portName = p.name ?? '';
@@ -73,6 +74,7 @@ export function servicePorts(svc: Service, family: IPFamily): ServicePortInfo[] 
       externalPolicyLocal: etpLocal,
       internalPolicyLocal: spec.internalTrafficPolicy === 'Local',
       healthCheckNodePort: etpLocal && type === 'LoadBalancer' ? (spec.healthCheckNodePort ?? 0) : 0,
+      ...(scheduler ? { ipvsScheduler: scheduler } : {}),
     };
   });
 }
