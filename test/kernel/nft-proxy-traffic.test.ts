@@ -148,6 +148,13 @@ describe('nftables backend, real traffic', () => {
     await backend.sync({ state: state(services({ extra: [extra] })), changed: new Set(['default/web:p80', 'default/new:p80']) });
     expect(tally(await c.probe(a.ns, '10.96.0.30', 80, { count: 3 }))).toEqual({ b: 3 });
     expect(Object.keys(tally(await c.probe(a.ns, '10.96.0.10', 80, { count: 30 }))).sort()).toEqual(['a', 'b', 'r']);
+    // The new service removed again: its chain and elements go, nothing else changes.
+    const withNew = chains(await list()).length;
+    const rm = await backend.sync({ state: state(services()), changed: new Set(['default/new:p80']) });
+    expect(rm.full).toBe(false);
+    expect(chains(await list()).length).toBe(withNew - 1);
+    const [y] = await c.probe(a.ns, '10.96.0.30', 80, { timeoutMs: 1000 });
+    expect(y?.result).not.toBe('ok');
   });
 
   it('a refused batch changes nothing and the next sync is full', async () => {
