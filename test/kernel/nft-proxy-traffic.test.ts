@@ -166,6 +166,22 @@ describe('nftables backend, real traffic', () => {
     expect(res.full).toBe(true);
   });
 
+  it('nodePortAddresses and masqueradeAll (a backend with that config replaces the table)', async () => {
+    const other = createNftablesBackend(config({ clusterCIDRs: [CIDR], masqueradeAll: true, nodePortAddresses: [`${c.node(1).ip4}/32`] }), { netnsPath: netnsPath(c.node(1).ns) });
+    await other.sync({ state: state(services()), changed: null });
+    const res = await c.probe(c.client, c.node(1).ip4, 30080, { count: 5 });
+    expect(res.every((x) => x.result === 'ok')).toBe(true);
+    // The bridge address is local but not a node port address.
+    const [x] = await c.probe(a.ns, c.node(1).bridgeIP4, 30080, { timeoutMs: 1000 });
+    expect(x?.result).not.toBe('ok');
+    // masqueradeAll: even a pod source is rewritten for a remote endpoint.
+    const fromPod = await c.probe(a.ns, '10.96.0.10', 80, { count: 20 });
+    const remote = fromPod.filter((p) => p.server === 'r');
+    expect(remote.length).toBeGreaterThan(0);
+    expect(remote.every((p) => p.sourceIP !== a.ip4)).toBe(true);
+    await backend.sync({ state: state(services()), changed: null });
+  });
+
   it('IPv6: table ip6 podwire serves a cluster IP', async () => {
     backend6 = createNftablesBackend(config({ family: 6, clusterCIDRs: ['fd00:244::/48'] }), { netnsPath: netnsPath(c.node(1).ns) });
     const web6 = svcInfo('default', 'web6', { clusterIP: 'fd00:96::10' });
