@@ -1,36 +1,4 @@
-// The CNI 1.x result model the bridge builds (the same shape as src/cni/spec's
-// Result), kept here so the plugin's logic does not depend on how results are
-// converted to older versions.
-export interface IPConfig {
-  address: string;
-  gateway?: string;
-  interface?: number;
-}
-export interface Route {
-  dst: string;
-  gw?: string;
-  mtu?: number;
-  advmss?: number;
-  priority?: number;
-  table?: number;
-  scope?: number;
-}
-export interface Interface {
-  name: string;
-  mac?: string;
-  mtu?: number;
-  sandbox?: string;
-}
-export interface DNS {
-  nameservers?: string[];
-  domain?: string;
-  search?: string[];
-  options?: string[];
-}
-export interface BridgeResult {
-  cniVersion: string;
-  interfaces?: Interface[];
-  ips?: IPConfig[];
-  routes?: Route[];
-  dns?: DNS;
-}
+// The bridge builds the CNI 1.x result model of src/cni/spec; conversion to
+// older versions happens only when the result is printed. (Type-only: nothing
+// of the converter is loaded by this import.)
+export type { DNS, IPConfig, Interface, Result as BridgeResult, Route } from '../spec/result.js';
