@@ -1,7 +1,6 @@
 // Runs iptables programs of one flavour and family, inside a namespace when
 // asked (nsenter --net=PATH, argument arrays, never a shell).
-import { spawn } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import { runProgram } from '../program.js';
 import type { IPFamily } from '../model.js';
 
 export type Flavour = 'nft' | 'legacy';
@@ -15,46 +14,6 @@ export interface IptablesTool {
   save(table?: string): Promise<string>;
   /** iptables -w 5 ARGS; resolves with the exit code (for existence checks). */
   check(args: readonly string[]): Promise<number>;
-}
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Writes chunk after chunk, waiting for the pipe to drain, so a 40 MB ruleset is never one buffer. */
-async function writeChunks(stdin: Writable, chunks: readonly string[]): Promise<void> {
-  for (const c of chunks) {
-    if (!stdin.write(c)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          stdin.off('drain', done);
-          stdin.off('close', done);
-          resolve();
-        };
-        stdin.on('drain', done);
-        stdin.on('close', done);
-      });
-    }
-    if (stdin.destroyed) return;
-  }
-  stdin.end();
-}
-
-function runProgram(argv: readonly string[], input?: string | readonly string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    child.stdin.on('error', () => {});
-    if (typeof input !== 'object') child.stdin.end(input ?? '');
-    else void writeChunks(child.stdin, input);
-  });
 }
 
 export function programName(flavour: Flavour, family: IPFamily, what: '' | '-save' | '-restore'): string {

@@ -1,0 +1,50 @@
+// Runs a helper program (iptables-restore, ipset, conntrack…) with an argument
+// array, never a shell, and its input on stdin: a string, or chunks written as
+// the pipe drains so a 40 MB ruleset is never one buffer.
+import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
+
+export interface ProgramResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Writes chunk after chunk, waiting for the pipe to drain, so a 40 MB ruleset is never one buffer. */
+async function writeChunks(stdin: Writable, chunks: readonly string[]): Promise<void> {
+  for (const c of chunks) {
+    if (!stdin.write(c)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stdin.off('drain', done);
+          stdin.off('close', done);
+          resolve();
+        };
+        stdin.on('drain', done);
+        stdin.on('close', done);
+      });
+    }
+    if (stdin.destroyed) return;
+  }
+  stdin.end();
+}
+
+export function runProgram(argv: readonly string[], input?: string | readonly string[]): Promise<ProgramResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.stdin.on('error', () => {});
+    if (typeof input !== 'object') child.stdin.end(input ?? '');
+    else void writeChunks(child.stdin, input);
+  });
+}
+
+/** runProgram inside a namespace when one is given (nsenter --net=PATH). */
+export function runIn(netnsPath: string | undefined, argv: readonly string[], input?: string | readonly string[]): Promise<ProgramResult> {
+  return runProgram(netnsPath ? ['nsenter', `--net=${netnsPath}`, ...argv] : argv, input);
+}
