@@ -54,19 +54,21 @@ export class DiskStore implements Store {
     return s;
   }
 
-  /** Flushes the directory (so renames and unlinks survive a crash) and drops the lock. */
+  /**
+   * Drops the lock, then flushes the directory (so links, renames and unlinks survive a crash)
+   * before the caller answers. Flushing outside the lock is as safe: the entries are visible to
+   * the next holder at once, and a crash before the flush means the runtime never got an answer
+   * and will ask again. It keeps concurrent ADDs from queueing behind each other's fsync.
+   */
   close(): void {
     if (this.lockFd < 0) return;
     try {
-      if (this.dirty) this.syncDir();
+      native().flock(this.lockFd, LOCK_UN);
     } finally {
-      try {
-        native().flock(this.lockFd, LOCK_UN);
-      } finally {
-        closeSync(this.lockFd);
-        this.lockFd = -1;
-      }
+      closeSync(this.lockFd);
+      this.lockFd = -1;
     }
+    if (this.dirty) this.syncDir();
   }
 
   private syncDir(): void {
@@ -79,13 +81,17 @@ export class DiskStore implements Store {
     this.dirty = false;
   }
 
-  /** Writes a complete file under a temporary name; the caller links or renames it into place. */
-  private writeTemp(name: string, data: string): string {
+  /**
+   * Writes a complete file under a temporary name; the caller links or renames it into place.
+   * `durable: false` skips the fsync, for last_reserved_ip.N: only a round-robin hint, which a
+   * crash may reset without harm (every candidate is checked against the reservations).
+   */
+  private writeTemp(name: string, data: string, durable = true): string {
     const tmp = join(this.dir, `.${name}.tmp-${process.pid}`);
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
     try {
       writeSync(fd, data);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } catch (err) {
       closeSync(fd);
       unlinkSync(tmp);
@@ -114,7 +120,7 @@ export class DiskStore implements Store {
     unlinkSync(tmp);
     this.dirty = true;
     try {
-      const lastTmp = this.writeTemp(LAST_PREFIX + rangeSetIndex, ip);
+      const lastTmp = this.writeTemp(LAST_PREFIX + rangeSetIndex, ip, false);
       renameSync(lastTmp, join(this.dir, LAST_PREFIX + rangeSetIndex));
     } catch (err) {
       this.release(ip);
