@@ -4,6 +4,7 @@ import { createIptablesBackend, detectFlavour } from '../../src/proxy/iptables/i
 import { serviceChains } from '../../src/proxy/iptables/names.js';
 import type { ProxyBackend, ServiceView } from '../../src/proxy/model.js';
 import { CLIENT_IP4, CLIENT_IP4_ALT, Cluster, tally, type Pod } from '../helpers/cluster.js';
+import { sharedBackendTraffic } from '../helpers/backend-traffic.js';
 import { netnsPath, nsMust } from '../helpers/netns.js';
 import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
 
@@ -61,33 +62,7 @@ const save = (table: string) => nsMust(c.node(1).ns, 'iptables-save', ['-c', '-t
 const rulesOf = (text: string, chain: string) => text.split('\n').map((l) => l.replace(/^\[\d+:\d+\] /, '')).filter((l) => l.startsWith(`-A ${chain} `));
 
 describe('iptables backend, real traffic', () => {
-  it('ClusterIP spreads over local and remote endpoints and keeps the pod source', async () => {
-    const res = await c.probe(a.ns, '10.96.0.10', 80, { count: 30 });
-    const t = tally(res);
-    expect(Object.keys(t).sort()).toEqual(['a', 'b', 'r']);
-    expect(res.every((x) => x.sourceIP === a.ip4 || x.server === 'a')).toBe(true);
-  });
-
-  it('UDP ClusterIP answers', async () => {
-    const res = await c.probe(b.ns, '10.96.0.11', 53, { proto: 'udp', count: 6 });
-    expect(res.every((x) => x.result === 'ok')).toBe(true);
-  });
-
-  it('no endpoints: refused at once (ClusterIP and NodePort)', async () => {
-    const [x] = await c.probe(a.ns, '10.96.0.12', 80, { timeoutMs: 3000 });
-    expect(x?.result).toBe('refused');
-    expect(x!.ms).toBeLessThan(500);
-    const [y] = await c.probe(c.client, c.node(1).ip4, 30081, { timeoutMs: 3000 });
-    expect(y?.result).toBe('refused');
-  });
-
-  it('NodePort from the external client and from another node, masqueraded', async () => {
-    const res = await c.probe(c.client, c.node(1).ip4, 30080, { count: 20 });
-    expect(res.every((x) => x.result === 'ok')).toBe(true);
-    expect(res.some((x) => x.sourceIP === CLIENT_IP4)).toBe(false);
-    const fromNode2 = await c.probe(c.node(2).ns, c.node(1).ip4, 30080, { count: 5 });
-    expect(fromNode2.every((x) => x.result === 'ok' && x.sourceIP !== c.node(2).ip4)).toBe(true);
-  });
+  sharedBackendTraffic(() => ({ c, a, b }));
 
   it('localhost node port works from the node itself (route_localnet)', async () => {
     const res = await c.probe(c.node(1).ns, '127.0.0.1', 30080, { count: 3 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import type { ProxyBackend, ServiceView } from '../../src/proxy/model.js';
 import { CLIENT_IP4, CLIENT_IP4_ALT, Cluster, tally, type Pod } from '../helpers/cluster.js';
+import { sharedBackendTraffic } from '../helpers/backend-traffic.js';
 import { NetnsScope, netnsPath, nsMust, nsRun } from '../helpers/netns.js';
 import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
 
@@ -53,36 +54,11 @@ beforeAll(async () => {
 afterAll(() => c?.destroy());
 
 describe('nftables backend, real traffic', () => {
-  it('ClusterIP spreads over local and remote endpoints and keeps the pod source', async () => {
-    const res = await c.probe(a.ns, '10.96.0.10', 80, { count: 30 });
-    expect(Object.keys(tally(res)).sort()).toEqual(['a', 'b', 'r']);
-    expect(res.every((x) => x.sourceIP === a.ip4 || x.server === 'a')).toBe(true);
-  });
-
-  it('UDP ClusterIP answers', async () => {
-    const res = await c.probe(b.ns, '10.96.0.11', 53, { proto: 'udp', count: 6 });
-    expect(res.every((x) => x.result === 'ok')).toBe(true);
-  });
-
-  it('no endpoints: refused at once (ClusterIP and NodePort)', async () => {
-    const [x] = await c.probe(a.ns, '10.96.0.12', 80, { timeoutMs: 3000 });
-    expect(x?.result).toBe('refused');
-    expect(x!.ms).toBeLessThan(500);
-    const [y] = await c.probe(c.client, c.node(1).ip4, 30081, { timeoutMs: 3000 });
-    expect(y?.result).toBe('refused');
-  });
+  sharedBackendTraffic(() => ({ c, a, b }));
 
   it('from the node itself (off-cluster source): served and masqueraded', async () => {
     const res = await c.probe(c.node(1).ns, '10.96.0.10', 80, { count: 10 });
     expect(res.every((x) => x.result === 'ok')).toBe(true);
-  });
-
-  it('NodePort from the external client and from another node, masqueraded', async () => {
-    const res = await c.probe(c.client, c.node(1).ip4, 30080, { count: 20 });
-    expect(res.every((x) => x.result === 'ok')).toBe(true);
-    expect(res.some((x) => x.sourceIP === CLIENT_IP4)).toBe(false);
-    const fromNode2 = await c.probe(c.node(2).ns, c.node(1).ip4, 30080, { count: 5 });
-    expect(fromNode2.every((x) => x.result === 'ok' && x.sourceIP !== c.node(2).ip4)).toBe(true);
   });
 
   it('localhost node ports are not served', async () => {
