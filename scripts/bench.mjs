@@ -1,6 +1,6 @@
 // npm run bench -- NAME [args]: runs dist/bench/NAME.mjs (built by npm run build).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,5 +12,8 @@ if (!name || !existsSync(file)) {
   console.error(`usage: npm run bench -- NAME [args]   (NAME: ${have.join(', ') || 'run npm run build first'})`);
   process.exit(2);
 }
-const r = spawnSync(process.execPath, [file, ...args], { stdio: 'inherit' });
+// The daemon's V8 flags (bin/podwire's first line), so memory figures are the daemon's.
+const shebang = readFileSync(join(dir, '..', '..', 'bin', 'podwire'), 'utf8').split('\n')[0];
+const nodeFlags = shebang.split(/\s+/).filter((w) => w.startsWith('--'));
+const r = spawnSync(process.execPath, [...nodeFlags, file, ...args], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

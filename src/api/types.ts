@@ -14,6 +14,15 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
 }
 
+/**
+ * What a delete carries: the object's identity. A source that relists after
+ * 410 Gone synthesises deletes for objects it no longer sees, and keeping
+ * whole objects around just for that would double a big cluster's memory.
+ */
+export interface ObjectIdentity {
+  metadata: ObjectMeta;
+}
+
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 
 export interface ServicePort {

@@ -32,6 +32,24 @@ describe('ChangeTracker', () => {
     expect(t.pending).toBe(false);
   });
 
+  it('keeps slices in its own form: a renamed node re-derives which endpoints are local', () => {
+    const t = new ChangeTracker('n1', [4]);
+    t.upsertService(service('web'));
+    const raw = slice('web-a', 'web', ['10.0.0.1', '10.0.0.2']);
+    t.upsertSlice(raw);
+    raw.endpoints = []; // the tracker does not read the caller's object again
+    t.apply();
+    const local = () => t.view(4).get('ns/web:http')!.allEndpoints.filter((e) => e.isLocal).map((e) => e.ip);
+    expect(local()).toEqual(['10.0.0.1']);
+    t.setNode('n2', '');
+    expect([...t.apply().changed.get(4)!]).toEqual(['ns/web:http']);
+    expect(local()).toEqual(['10.0.0.2']);
+    // A delete needs only the identity (what a relist synthesises).
+    t.deleteSlice({ metadata: { name: 'web-a', namespace: 'ns' } });
+    t.apply();
+    expect(t.view(4).get('ns/web:http')!.allEndpoints).toEqual([]);
+  });
+
   it('reports nothing when nothing changed, and only the touched service otherwise', () => {
     const t = new ChangeTracker('n1', [4]);
     t.upsertService(service('a'));

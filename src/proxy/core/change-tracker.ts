@@ -1,10 +1,12 @@
 // Records what changed since the last sync, per service, and applies it at
 // sync time (kube-proxy's service and endpoints change trackers, merged): the
 // source handlers only store the newest object and mark its service dirty;
-// nothing is converted or rendered until the sync loop asks.
-import type { EndpointSlice, Service } from '../../api/types.js';
+// nothing is rendered until the sync loop asks. EndpointSlices are converted
+// on arrival into the endpoints the views are made of (the raw slices, the
+// bulk of a big cluster's objects, are not kept).
+import type { EndpointSlice, ObjectIdentity, Service } from '../../api/types.js';
 import type { IPFamily, ServicePortInfo, ServiceView } from '../model.js';
-import { serviceKey, servicePorts, sliceEndpoints, sliceFamily, sliceServiceKey, type TrackedEndpoint } from './convert.js';
+import { serviceKey, servicePorts, sliceEndpoints, sliceFamily, sliceServiceKey, type SlicePort, type TrackedEndpoint } from './convert.js';
 import { categorize } from './topology.js';
 
 export interface AppliedChanges {
@@ -16,10 +18,18 @@ export interface AppliedChanges {
   endpointChanges: number;
 }
 
+/** What the tracker keeps of an EndpointSlice. */
+interface TrackedSlice {
+  readonly service: string | null;
+  readonly family: IPFamily | null;
+  /** isLocal in the endpoints is for the tracker's current node name. */
+  readonly ports: SlicePort[];
+}
+
 export class ChangeTracker {
   private readonly services = new Map<string, Service>();
   /** slice key "ns/name" → slice */
-  private readonly slices = new Map<string, EndpointSlice>();
+  private readonly slices = new Map<string, TrackedSlice>();
   /** service key → slice keys */
   private readonly slicesByService = new Map<string, Set<string>>();
   private readonly dirtyServices = new Set<string>();
@@ -57,7 +67,7 @@ export class ChangeTracker {
     this.dirtyServices.add(key);
   }
 
-  deleteService(svc: Service): void {
+  deleteService(svc: ObjectIdentity): void {
     const key = serviceKey(svc.metadata.namespace, svc.metadata.name);
     if (this.services.delete(key)) this.dirtyServices.add(key);
   }
@@ -65,13 +75,13 @@ export class ChangeTracker {
   upsertSlice(slice: EndpointSlice): void {
     const key = serviceKey(slice.metadata.namespace, slice.metadata.name);
     const old = this.slices.get(key);
-    const oldSvc = old ? sliceServiceKey(old) : null;
+    const oldSvc = old?.service ?? null;
     const svc = sliceServiceKey(slice);
     if (oldSvc && oldSvc !== svc) {
       this.slicesByService.get(oldSvc)?.delete(key);
       this.dirtyEndpoints.add(oldSvc);
     }
-    this.slices.set(key, slice);
+    this.slices.set(key, { service: svc, family: sliceFamily(slice), ports: sliceEndpoints(slice, this.nodeName) });
     if (!svc) return;
     let set = this.slicesByService.get(svc);
     if (!set) this.slicesByService.set(svc, (set = new Set()));
@@ -79,12 +89,12 @@ export class ChangeTracker {
     this.dirtyEndpoints.add(svc);
   }
 
-  deleteSlice(slice: EndpointSlice): void {
+  deleteSlice(slice: ObjectIdentity): void {
     const key = serviceKey(slice.metadata.namespace, slice.metadata.name);
     const old = this.slices.get(key);
     if (!old) return;
     this.slices.delete(key);
-    const svc = sliceServiceKey(old);
+    const svc = old.service;
     if (!svc) return;
     this.slicesByService.get(svc)?.delete(key);
     this.dirtyEndpoints.add(svc);
@@ -93,6 +103,10 @@ export class ChangeTracker {
   /** The node's zone or name changed: every view may change (topology, locality). */
   setNode(nodeName: string, zone: string): void {
     if (nodeName === this.nodeName && zone === this.zone) return;
+    if (nodeName !== this.nodeName) {
+      for (const slice of this.slices.values())
+        for (const p of slice.ports) p.endpoints = p.endpoints.map((ep) => ({ ...ep, isLocal: !!nodeName && ep.nodeName === nodeName }));
+    }
     this.nodeName = nodeName;
     this.zone = zone;
     for (const k of this.services.keys()) this.dirtyServices.add(k);
@@ -152,8 +166,8 @@ export class ChangeTracker {
     const out = new Map<string, Map<string, TrackedEndpoint>>();
     for (const sk of this.slicesByService.get(svcKey) ?? []) {
       const slice = this.slices.get(sk);
-      if (!slice || sliceFamily(slice) !== family) continue;
-      for (const [portName, { protocol, endpoints }] of sliceEndpoints(slice, this.nodeName)) {
+      if (!slice || slice.family !== family) continue;
+      for (const { name: portName, protocol, endpoints } of slice.ports) {
         const k = `${portName}/${protocol}`;
         let m = out.get(k);
         if (!m) out.set(k, (m = new Map()));

@@ -79,9 +79,13 @@ export function servicePorts(svc: Service, family: IPFamily): ServicePortInfo[] 
   });
 }
 
-/** An endpoint with what topology needs and backends do not. */
+/**
+ * An endpoint as the tracker keeps it. Only an endpoint with topology hints
+ * carries zoneHints (stripped before backends see it); the others are handed
+ * to backends as they are, so a view allocates no endpoint objects.
+ */
 export interface TrackedEndpoint extends EndpointInfo {
-  readonly zoneHints: readonly string[] | null;
+  readonly zoneHints?: readonly string[] | null;
 }
 
 /** The service an EndpointSlice belongs to, or null. */
@@ -90,12 +94,20 @@ export function sliceServiceKey(slice: EndpointSlice): string | null {
   return svc ? serviceKey(slice.metadata.namespace, svc) : null;
 }
 
+/** One port of a slice with its endpoints. */
+export interface SlicePort {
+  readonly name: string;
+  readonly protocol: Protocol;
+  endpoints: TrackedEndpoint[];
+}
+
 /**
- * The endpoints one slice contributes, by port name, for its family. The
+ * The endpoints one slice contributes, per port (an array, not a Map: a slice
+ * has one or two ports, and 10,000s of small Maps cost megabytes). The
  * EndpointSlice contract: ready defaults to true, serving to ready, terminating to false.
  */
-export function sliceEndpoints(slice: EndpointSlice, nodeName: string): Map<string, { protocol: Protocol; endpoints: TrackedEndpoint[] }> {
-  const out = new Map<string, { protocol: Protocol; endpoints: TrackedEndpoint[] }>();
+export function sliceEndpoints(slice: EndpointSlice, nodeName: string): SlicePort[] {
+  const out: SlicePort[] = [];
   if (slice.addressType === 'FQDN') return out;
   for (const p of slice.ports ?? []) {
     if (!p.port) continue;
@@ -107,7 +119,7 @@ export function sliceEndpoints(slice: EndpointSlice, nodeName: string): Map<stri
       const serving = e.conditions?.serving ?? ready;
       const terminating = e.conditions?.terminating ?? false;
       const hints = e.hints?.forZones?.map((z) => z.name) ?? [];
-      eps.push({
+      const ep: TrackedEndpoint = {
         ip,
         port: p.port,
         ready,
@@ -116,10 +128,10 @@ export function sliceEndpoints(slice: EndpointSlice, nodeName: string): Map<stri
         nodeName: e.nodeName ?? '',
         zone: e.zone ?? '',
         isLocal: !!nodeName && e.nodeName === nodeName,
-        zoneHints: hints.length ? hints : null,
-      });
+      };
+      eps.push(hints.length ? { ...ep, zoneHints: hints } : ep);
     }
-    out.set(p.name ?? '', { protocol: p.protocol ?? 'TCP', endpoints: eps });
+    out.push({ name: p.name ?? '', protocol: p.protocol ?? 'TCP', endpoints: eps });
   }
   return out;
 }

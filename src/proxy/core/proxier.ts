@@ -4,7 +4,7 @@
 // fails is retried as a full sync.
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { LABEL_ZONE, type EndpointSlice, type Node, type Service } from '../../api/types.js';
+import { LABEL_ZONE, type EndpointSlice, type Node, type ObjectIdentity, type Service } from '../../api/types.js';
 import type { SourceHandler } from '../../sources/source.js';
 import { cleanStaleConntrack, staleConntrackCommands, type ConntrackRunner } from '../conntrack.js';
 import type { ProxyHealth } from '../health/proxy-health.js';
@@ -84,7 +84,7 @@ export class Proxier implements SourceHandler {
     this.queue();
   }
 
-  onServiceDelete(svc: Service): void {
+  onServiceDelete(svc: ObjectIdentity): void {
     this.tracker.deleteService(svc);
     this.queue();
   }
@@ -98,7 +98,7 @@ export class Proxier implements SourceHandler {
     this.queue();
   }
 
-  onEndpointSliceDelete(slice: EndpointSlice): void {
+  onEndpointSliceDelete(slice: ObjectIdentity): void {
     this.tracker.deleteSlice(slice);
     this.queue();
   }
@@ -112,7 +112,7 @@ export class Proxier implements SourceHandler {
     this.queue();
   }
 
-  onNodeDelete(node: Node): void {
+  onNodeDelete(node: ObjectIdentity): void {
     if (node.metadata.name !== this.opts.nodeName) return;
     this.node = null;
     for (const f of this.families) this.needFull.set(f, true);

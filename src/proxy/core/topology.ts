@@ -30,8 +30,9 @@ function canUseTopology(endpoints: readonly TrackedEndpoint[], zone: string): bo
   return forZone;
 }
 
-/** Strips the tracking fields, so backends see plain EndpointInfo. */
+/** Strips the tracking fields, so backends see plain EndpointInfo (most endpoints have none: no copy). */
 function plain(ep: TrackedEndpoint): EndpointInfo {
+  if (!('zoneHints' in ep)) return ep;
   const { zoneHints: _ignored, ...rest } = ep;
   return rest;
 }
@@ -60,12 +61,19 @@ export function categorize(svc: ServicePortInfo, endpoints: readonly TrackedEndp
   else if (!usesClusterEndpoints(svc)) all = local;
   else if (!useTopology && !useTerminatingLocal) all = cluster;
   else all = [...new Set([...cluster, ...local])];
-  const cache = new Map<TrackedEndpoint, EndpointInfo>();
-  const conv = (list: TrackedEndpoint[]) =>
-    list.map((ep) => {
-      let p = cache.get(ep);
-      if (!p) cache.set(ep, (p = plain(ep)));
-      return p;
-    });
+  // One output array per distinct input list (internal, external and all are usually the same list).
+  // An endpoint in several lists stays one object.
+  const converted = new Map<readonly TrackedEndpoint[], readonly EndpointInfo[]>();
+  const stripped = new Map<TrackedEndpoint, EndpointInfo>();
+  const one = (ep: TrackedEndpoint) => {
+    let p = stripped.get(ep);
+    if (!p) stripped.set(ep, (p = plain(ep)));
+    return p;
+  };
+  const conv = (list: TrackedEndpoint[]) => {
+    let out = converted.get(list);
+    if (!out) converted.set(list, (out = list.map(one)));
+    return out;
+  };
   return { info: svc, internalEndpoints: conv(internal), externalEndpoints: conv(external), allEndpoints: conv(all) };
 }

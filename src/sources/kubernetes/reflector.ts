@@ -3,7 +3,7 @@
 // 410 Gone (synthesising deletes for objects that vanished meanwhile), and
 // capped exponential backoff after any other failure. Nothing is delivered
 // while the server is unreachable, so the consumer keeps its last state.
-import type { ObjectMeta } from '../../api/types.js';
+import type { ObjectIdentity, ObjectMeta } from '../../api/types.js';
 import { ApiStatusError, type ApiClient, type WatchEvent } from './client.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 
@@ -13,7 +13,8 @@ export interface KubeObject {
 
 export interface ReflectorHandler<T> {
   upsert(obj: T): void;
-  delete(obj: T): void;
+  /** The whole object for a watch's DELETED event; only its identity for a delete synthesised by a relist. */
+  delete(obj: T | ObjectIdentity): void;
   /** Once, after the first complete list was delivered. */
   synced(): void;
 }
@@ -68,7 +69,11 @@ export function objectKey(meta: ObjectMeta): string {
 }
 
 export class Reflector<T extends KubeObject> {
-  private readonly store = new Map<string, T>();
+  /**
+   * Key → resourceVersion of every object delivered: all a relist needs to find what vanished and what
+   * changed. The objects themselves belong to the consumer (the core keeps them in its own compact form).
+   */
+  private readonly store = new Map<string, string>();
   private rv = '';
   private hasSynced = false;
   private readonly pageSize: number;
@@ -209,13 +214,13 @@ export class Reflector<T extends KubeObject> {
   private replace(items: T[]): void {
     const next = new Map<string, T>();
     for (const it of items) next.set(objectKey(it.metadata), it);
-    for (const [key, old] of this.store) if (!next.has(key)) this.handler.delete(old);
+    for (const [key, rv] of this.store) if (!next.has(key)) this.handler.delete(identityOf(key, rv));
     for (const [key, obj] of next) {
-      const old = this.store.get(key);
-      if (!old || old.metadata.resourceVersion !== obj.metadata.resourceVersion || !obj.metadata.resourceVersion) this.handler.upsert(obj);
+      const rv = this.store.get(key);
+      if (rv === undefined || rv !== obj.metadata.resourceVersion || !obj.metadata.resourceVersion) this.handler.upsert(obj);
     }
     this.store.clear();
-    for (const [k, v] of next) this.store.set(k, v);
+    for (const [k, v] of next) this.store.set(k, v.metadata.resourceVersion ?? '');
   }
 
   private apply(ev: WatchEvent): void {
@@ -236,7 +241,7 @@ export class Reflector<T extends KubeObject> {
     switch (ev.type) {
       case 'ADDED':
       case 'MODIFIED':
-        this.store.set(key, obj);
+        this.store.set(key, obj.metadata.resourceVersion ?? '');
         this.handler.upsert(obj);
         break;
       case 'DELETED':
@@ -248,6 +253,14 @@ export class Reflector<T extends KubeObject> {
     }
     if (obj.metadata.resourceVersion) this.rv = obj.metadata.resourceVersion;
   }
+}
+
+/** The identity of a stored object from its key ("namespace/name", or "name" when cluster-scoped). */
+function identityOf(key: string, resourceVersion: string): ObjectIdentity {
+  const slash = key.indexOf('/');
+  const metadata: ObjectMeta = slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+  if (resourceVersion) metadata.resourceVersion = resourceVersion;
+  return { metadata };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
