@@ -21,7 +21,7 @@ import {
   type Rule,
   type SetDef,
 } from '../../netlink/nftables/index.js';
-import type { EndpointInfo, ProxyConfig, ProxyState, ServiceView } from '../model.js';
+import type { EndpointInfo, ProxyConfig, ServiceView } from '../model.js';
 
 export const TABLE = 'podwire';
 const R1 = 1;
@@ -50,60 +50,20 @@ export interface ServiceObjects {
   readonly elements: ReadonlyMap<string, Element[]>;
 }
 
-export interface Layout {
-  readonly family: 'ip' | 'ip6';
-  readonly sets: ReadonlyMap<SetName, SetDef>;
-  /** Chains and rules independent of the services (base chains, dispatch). */
-  readonly chains: ReadonlyArray<{ chain: Chain; rules: Rule[] }>;
-  /** Elements of shared sets that no service owns (cluster CIDRs, node-port addresses). */
-  readonly fixedElements: ReadonlyMap<SetName, Element[]>;
-  readonly services: ReadonlyMap<string, ServiceObjects>;
-}
-
-/** Stable small numbers per service port name: chain names and endpoint-group ids. */
-export class ServiceIds {
-  private readonly ids = new Map<string, number>();
-  private next = 1;
-  get(name: string): number {
-    let id = this.ids.get(name);
-    if (id === undefined) {
-      id = this.next++;
-      this.ids.set(name, id);
-    }
-    return id;
-  }
-  /** Forgets names no longer in the state (ids are never reused). */
-  retain(names: Iterable<string>): void {
-    const keep = new Set(names);
-    for (const k of [...this.ids.keys()]) if (!keep.has(k)) this.ids.delete(k);
-  }
-}
-
 /**
- * The layout of state. With `reuse` (the committed layout and what changed since),
- * unchanged services keep their objects, so a partial sync costs the changed ones only.
+ * Renders the layout for one config: the shared objects (table-wide sets, base
+ * chains, fixed elements) and, on demand, one service port's objects. Rendering
+ * is deterministic, so the backend keeps no rendered objects between syncs: it
+ * re-renders a changed service's previous view to know what the kernel holds.
  */
-export function buildLayout(config: ProxyConfig, state: ProxyState, ids: ServiceIds, reuse?: { from: Layout; changed: ReadonlySet<string> }): Layout {
-  const b = new Builder(config, state);
-  const services = new Map<string, ServiceObjects>();
-  for (const [name, v] of state.services) {
-    const kept = reuse && !reuse.changed.has(name) ? reuse.from.services.get(name) : undefined;
-    services.set(name, kept ?? b.service(v, ids.get(name)));
-  }
-  return { family: b.family, sets: b.sets, chains: b.baseChains(), fixedElements: b.fixedElements(), services };
-}
-
-class Builder {
+export class LayoutRenderer {
   readonly family: 'ip' | 'ip6';
   readonly addrType: 'ipv4_addr' | 'ipv6_addr';
   readonly addrLen: number;
   readonly sets = new Map<SetName, SetDef>();
   private readonly masqMark: number;
 
-  constructor(
-    private readonly config: ProxyConfig,
-    private readonly state: ProxyState,
-  ) {
+  constructor(private readonly config: ProxyConfig) {
     this.family = config.family === 4 ? 'ip' : 'ip6';
     this.addrType = config.family === 4 ? 'ipv4_addr' : 'ipv6_addr';
     this.addrLen = config.family === 4 ? 4 : 16;
@@ -292,8 +252,9 @@ class Builder {
       }
       // ETP Local with no local endpoint but endpoints elsewhere: no entry, the traffic is not served (dropped upstream by the client's timeout).
     }
+    // Only a pod on this node can reach itself through this node's rules.
     for (const e of v.allEndpoints) {
-      if (inFamily(e.ip)) push(SET.hairpin, { key: concat(ip(e.ip), ip(e.ip)) });
+      if (e.isLocal && inFamily(e.ip)) push(SET.hairpin, { key: concat(ip(e.ip), ip(e.ip)) });
     }
     const dedup = new Map<SetName, Element[]>();
     for (const [s, list] of el) {
@@ -381,6 +342,28 @@ class Builder {
       ]),
     );
     return rules;
+  }
+}
+
+/** Stable small numbers per service port name: chain names and endpoint-group ids. */
+export class ServiceIds {
+  private readonly ids = new Map<string, number>();
+  private next = 1;
+  get(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.next++;
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+  forget(name: string): void {
+    this.ids.delete(name);
+  }
+  /** Forgets names no longer in the state (ids are never reused). */
+  retain(names: Iterable<string>): void {
+    const keep = new Set(names);
+    for (const k of [...this.ids.keys()]) if (!keep.has(k)) this.ids.delete(k);
   }
 }
 
