@@ -11,37 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { ChangeTracker } from '../src/proxy/core/change-tracker.js';
 import { createKubernetesSource } from '../src/sources/kubernetes/index.js';
 import type { SourceHandler } from '../src/sources/source.js';
-import { ENDPOINTSLICES, FakeApiServer, loadTestCerts, makeTestCerts, NODES, SERVICES, type FakeObject } from '../test/helpers/fake-apiserver.js';
+import { ENDPOINTSLICES, FakeApiServer, loadTestCerts, makeTestCerts, NODES, SERVICES } from '../test/helpers/fake-apiserver.js';
+import { clusterObjects } from './lib/cluster-objects.js';
 
 const TOKEN = 'bench-token';
 
 async function serve(dir: string, n: number, eps: number): Promise<void> {
   const api = await FakeApiServer.start(loadTestCerts(dir), { token: TOKEN });
-  const services: FakeObject[] = [];
-  const slices: FakeObject[] = [];
-  for (let i = 0; i < n; i++) {
-    const ns = `ns${i % 100}`;
-    const name = `svc-${i}`;
-    services.push({
-      metadata: { name, namespace: ns, uid: `uid-s-${i}`, labels: { app: name } },
-      spec: { type: 'ClusterIP', clusterIP: `10.96.${(i >> 8) & 255}.${i & 255}`, clusterIPs: [`10.96.${(i >> 8) & 255}.${i & 255}`], ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }], selector: { app: name }, sessionAffinity: 'None' },
-    });
-    slices.push({
-      metadata: { name: `${name}-abcde`, namespace: ns, uid: `uid-e-${i}`, labels: { 'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
-      addressType: 'IPv4',
-      endpoints: Array.from({ length: eps }, (_, j) => ({
-        addresses: [`10.${128 + ((i >> 12) & 63)}.${(i >> 4) & 255}.${((i & 15) << 4) + j}`],
-        conditions: { ready: true, serving: true, terminating: false },
-        nodeName: `node-${(i + j) % 500}`,
-        zone: `zone-${j % 3}`,
-        targetRef: { kind: 'Pod', namespace: ns, name: `${name}-pod-${j}`, uid: `uid-p-${i}-${j}` },
-      })),
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
-  }
+  const { services, slices, node } = clusterObjects(n, eps);
   api.bulkLoad(SERVICES, services);
   api.bulkLoad(ENDPOINTSLICES, slices);
-  api.upsert(NODES, { metadata: { name: 'node-0', labels: { 'topology.kubernetes.io/zone': 'zone-0' } }, spec: { podCIDR: '10.244.0.0/24' } });
+  api.upsert(NODES, node);
   process.send?.({ port: api.port });
 }
 

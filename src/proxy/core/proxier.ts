@@ -54,6 +54,7 @@ export class Proxier implements SourceHandler {
   private readonly families: IPFamily[];
   private synced = false;
   private node: Node | null = null;
+  private programmed = false;
   private readonly needFull = new Map<IPFamily, boolean>();
   private readonly lastFull = new Map<IPFamily, number>();
   private readonly firstQueued: { at: number } = { at: 0 };
@@ -206,6 +207,12 @@ export class Proxier implements SourceHandler {
       metrics.syncProxyRulesDuration.observe(seconds);
       (anyFull ? metrics.syncFullProxyRulesDuration : metrics.syncPartialProxyRulesDuration).observe(seconds);
       metrics.syncProxyRulesLastTimestamp.set(Date.now() / 1000);
+      if (!this.programmed) {
+        // Once per process: when the node's rules first match the source (an operator's "is it up yet").
+        this.programmed = true;
+        const services = this.families.reduce((n, f) => n + this.tracker.view(f).size, 0);
+        this.opts.log.info({ servicePorts: services, syncSeconds: +seconds.toFixed(3) }, 'first sync complete: rules programmed');
+      }
       if (this.firstQueued.at) metrics.networkProgrammingDuration.observe((Date.now() - this.firstQueued.at) / 1000);
       this.firstQueued.at = 0;
       this.opts.health?.updated();

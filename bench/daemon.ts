@@ -1,0 +1,124 @@
+// npm run bench -- daemon [--modes iptables,nftables] [--services 10000] [--endpoints 10]
+//
+// The real daemon, end to end: `bin/podwire proxy --kubeconfig …` inside a
+// fresh namespace pw-b-daemon-<mode>, following an in-bench API server that
+// serves N Services and N EndpointSlices. The API server runs in a child
+// process on a unix socket; socat inside the namespace forwards the
+// namespace's 127.0.0.1:6443 to it, so the namespace has no link to the host.
+// Prints, per mode: time from start to the first complete sync (the daemon's
+// "first sync complete" log line: lists, core, rules in the kernel), the
+// daemon's RSS then and after idling, and its peak RSS (VmHWM).
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENDPOINTSLICES, FakeApiServer, loadTestCerts, makeTestCerts, NODES, SERVICES } from '../test/helpers/fake-apiserver.js';
+import { clusterObjects } from './lib/cluster-objects.js';
+
+const TOKEN = 'bench-token';
+const PODWIRE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podwire');
+
+async function serve(dir: string, n: number, eps: number): Promise<void> {
+  const api = await FakeApiServer.start(loadTestCerts(dir), { token: TOKEN });
+  await api.listenUnix(join(dir, 'api.sock'));
+  const { services, slices, node } = clusterObjects(n, eps);
+  api.bulkLoad(SERVICES, services);
+  api.bulkLoad(ENDPOINTSLICES, slices);
+  api.upsert(NODES, node);
+  process.send?.({ ready: true });
+}
+
+function opt(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : dflt;
+}
+
+/** VmRSS and VmHWM of a process, in MiB. */
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: Math.round(kib('VmRSS') / 1024), peak: Math.round(kib('VmHWM') / 1024) };
+}
+
+function stop(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill('SIGTERM');
+  });
+}
+
+async function benchMode(mode: string, certsDir: string, caFile: string, n: number): Promise<void> {
+  const ns = `pw-b-daemon-${mode}`;
+  try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ }
+  execFileSync('ip', ['netns', 'add', ns]);
+  let forwarder: ChildProcess | undefined;
+  let daemon: ChildProcess | undefined;
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    forwarder = spawn('ip', ['netns', 'exec', ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${join(certsDir, 'api.sock')}`], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    const kubeconfig = join(certsDir, 'kubeconfig');
+    writeFileSync(kubeconfig, `current-context: b\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", certificate-authority: ${caFile}}}]\nusers: [{name: u, user: {token: ${TOKEN}}}]\ncontexts: [{name: b, context: {cluster: c, user: u}}]\n`);
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS; // costs start-up time, and a runtime would not pass it
+    const t0 = performance.now();
+    // bin/podwire itself (not `node bin/podwire`): the daemon's own V8 flags are on its first line.
+    daemon = spawn('ip', ['netns', 'exec', ns, PODWIRE, 'proxy', '--proxy-mode', mode, '--kubeconfig', kubeconfig, '--hostname-override', 'node-0',
+      '--cluster-cidr', '10.128.0.0/10', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+    let log = '';
+    const firstSync = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${mode}: no first sync within 15 minutes\n${log.slice(-2000)}`)), 900_000);
+      daemon!.stderr!.on('data', (d: Buffer) => {
+        log += String(d);
+        if (log.includes('first sync complete')) {
+          clearTimeout(timer);
+          resolve(performance.now() - t0);
+        }
+        if (log.length > 1 << 20) log = log.slice(-65536);
+      });
+      daemon!.once('exit', (code) => reject(new Error(`${mode}: the daemon exited (${code}) before its first sync\n${log.slice(-2000)}`)));
+    });
+    const line = log.split('\n').find((l) => l.includes('first sync complete'))!;
+    const { syncSeconds, servicePorts } = JSON.parse(line) as { syncSeconds: number; servicePorts: number };
+    const atSync = memoryOf(daemon.pid!);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const idle = memoryOf(daemon.pid!);
+    console.log(JSON.stringify({
+      mode, services: n, 'service ports programmed': servicePorts, 'start to first sync s': +(firstSync / 1000).toFixed(2),
+      'first sync s': syncSeconds, 'rss at first sync MiB': atSync.rss, 'rss after 10 s idle MiB': idle.rss, 'peak rss MiB': idle.peak,
+    }));
+  } finally {
+    await stop(daemon);
+    await stop(forwarder);
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+async function main(): Promise<void> {
+  const modes = opt('modes', 'iptables,nftables').split(',');
+  const n = Number(opt('services', '10000'));
+  const eps = Number(opt('endpoints', '10'));
+  const certs = await makeTestCerts();
+  const server = fork(fileURLToPath(import.meta.url), ['--serve', certs.dir, String(n), String(eps)], { stdio: 'inherit' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('message', () => resolve());
+      server.once('exit', (code) => reject(new Error(`API server exited (${code})`)));
+    });
+    for (const mode of modes) await benchMode(mode, certs.dir, certs.caFile, n);
+  } finally {
+    server.kill();
+    certs.cleanup();
+  }
+}
+
+if (process.argv[2] === '--serve') {
+  void serve(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]));
+} else {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
