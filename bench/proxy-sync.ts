@@ -93,7 +93,6 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
     t = performance.now();
     const ep = await backend.sync({ state: stateOf(services), changed: new Set([changed.info.name]) });
     const epMs = performance.now() - t;
-    const canaryMs = backend.lastTimings.canaryMs;
     const epRestoreMs = backend.lastTimings.restoreMs;
     if (ep.full) throw new Error('the one-endpoint change ran as a full sync');
 
@@ -116,7 +115,6 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       'ep change s': s(epMs),
       'ep restore s': s(epRestoreMs),
       'add svc s': s(addMs),
-      'canary s': s(canaryMs),
       'change % of cold': ((100 * Math.max(epMs, addMs)) / coldMs).toFixed(1),
       'rss MiB': mib(process.memoryUsage().rss),
       'heap MiB': mib(process.memoryUsage().heapUsed),

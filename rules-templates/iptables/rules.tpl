@@ -23,7 +23,7 @@
 -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
 -A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
 
-# --- fixed chains, rewritten on every sync ---
+# --- fixed chains, rewritten by every full sync ---
 [static.nat]
 -A KUBE-MARK-MASQ -j MARK --or-mark {{markBit}}
 -A KUBE-POSTROUTING -m mark ! --mark {{mark}} -j RETURN
@@ -35,11 +35,19 @@
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {{mark}} -j ACCEPT
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 
+# More than one --cluster-cidr of the family: "from none of them" takes a chain, one RETURN per CIDR.
+[static.nat.offCluster]
+-A KUBE-MASQ-OFF-CLUSTER -m comment --comment "from the cluster CIDR {{cidr}}: no masquerade" -s {{cidr}} -j RETURN
+[static.nat.offClusterMark]
+-A KUBE-MASQ-OFF-CLUSTER -j KUBE-MARK-MASQ
+
 # Localhost node ports (route_localnet=1): only local processes may use 127.0.0.0/8.
 [static.filter.localnet]
 -A KUBE-PROXY-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
 
 # --- KUBE-SERVICES / KUBE-NODEPORTS (nat): the entry points of each service ---
+# A partial sync deletes (-D) the entry lines a changed service no longer has and adds the new ones
+# (-I KUBE-SERVICES 1, so the node-port jump stays last; -A elsewhere): they match disjoint destinations.
 [svc.clusterIP]
 -A KUBE-SERVICES -m comment --comment "{{svc}} cluster IP" -m {{proto}} -p {{proto}} -d {{ip}} --dport {{port}} -j {{chain}}
 [svc.externalIP]
@@ -75,6 +83,9 @@
 # Traffic to the cluster IP from outside the cluster CIDR (or all, with masqueradeAll) is masqueraded.
 [chain.masqOffCluster]
 -A {{chain}} -m comment --comment "{{svc}} cluster IP" -m {{proto}} -p {{proto}} -d {{ip}} --dport {{port}} ! -s {{cidr}} -j KUBE-MARK-MASQ
+# The same with several cluster CIDRs of the family: KUBE-MASQ-OFF-CLUSTER returns for each of them.
+[chain.masqOffClusters]
+-A {{chain}} -m comment --comment "{{svc}} cluster IP" -m {{proto}} -p {{proto}} -d {{ip}} --dport {{port}} -j KUBE-MASQ-OFF-CLUSTER
 [chain.masqAll]
 -A {{chain}} -m comment --comment "{{svc}} cluster IP" -m {{proto}} -p {{proto}} -d {{ip}} --dport {{port}} -j KUBE-MARK-MASQ
 # sessionAffinity ClientIP: a client seen recently goes back to its endpoint.
@@ -89,7 +100,7 @@
 [ext.cluster]
 -A {{chain}} -m comment --comment "masquerade traffic for {{svc}} external destinations" -j KUBE-MARK-MASQ
 -A {{chain}} -j {{target}}
-# KUBE-EXT-, externalTrafficPolicy Local: pods and the node itself still reach every endpoint.
+# KUBE-EXT-, externalTrafficPolicy Local: pods (one rule per cluster CIDR) and the node itself still reach every endpoint.
 [ext.localPods]
 -A {{chain}} -m comment --comment "pod traffic for {{svc}} external destinations" -s {{cidr}} -j {{internal}}
 [ext.local]

@@ -47,12 +47,12 @@ function services(over: { webEndpoints?: Pod[]; extra?: ServiceView[] } = {}): S
 const cfg = config({ clusterCIDRs: [CIDR], localhostNodePorts: true });
 
 beforeAll(async () => {
-  c = await Cluster.create('ipt');
+  c = await Cluster.create('ipt-tr');
   a = await c.addPod('a', 1);
   b = await c.addPod('b', 1);
   r = await c.addPod('r', 2);
   // Small nft batches, so full syncs here go through the batched path too.
-  backend = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), canaryIntervalMs: 0, nftBatchServices: 3 });
+  backend = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), nftBatchServices: 3 });
   const res = await backend.sync({ state: state(services()), changed: null });
   expect(res.full).toBe(true);
 }, 120_000);
@@ -136,7 +136,7 @@ describe('iptables backend, real traffic', () => {
   });
 
   it('a restarted backend re-syncs without duplicating jumps and removes what is gone', async () => {
-    const fresh = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns), canaryIntervalMs: 0 });
+    const fresh = createIptablesBackend(cfg, { netnsPath: netnsPath(c.node(1).ns) });
     const fewer = services().filter((v) => v.info.service !== 'ext');
     await fresh.sync({ state: state(fewer), changed: null });
     const nat = await save('nat');

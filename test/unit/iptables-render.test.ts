@@ -3,10 +3,18 @@ import { endpointChain, serviceChains } from '../../src/proxy/iptables/names.js'
 import { IptablesRenderer } from '../../src/proxy/iptables/render.js';
 import { config, ep, state, svcInfo, view } from './iptables-fixtures.js';
 
+const lines = (text: string) => (text === '' ? [] : text.slice(0, -1).split('\n'));
+
+/** Every line a full sync writes for these services (the fixed chains, entries, own chains), by table. */
 function renderAll(views: ReturnType<typeof view>[], cfg = config()) {
-  const r = new IptablesRenderer(cfg).render(state(views, cfg.family).services, null);
-  const own = [...r.services.values()].flatMap((s) => s.lines);
-  return { nat: [...r.natShared, ...own], filter: r.filter, r };
+  const ren = new IptablesRenderer(cfg);
+  const f = ren.fixed();
+  const services = new Map([...state(views, cfg.family).services].map(([name, v]) => [name, ren.service(v)]));
+  const rs = [...services.values()];
+  const natShared = [...lines(f.nat), ...rs.flatMap((x) => lines(x.natEntries)), ...lines(f.natTail)];
+  const nat = [...natShared, ...rs.flatMap((x) => lines(x.own))];
+  const filter = [...lines(f.filter), ...rs.flatMap((x) => lines(x.filterEntries))];
+  return { nat, filter, r: { natShared, services, fixed: f } };
 }
 
 describe('chain names', () => {
@@ -43,15 +51,14 @@ describe('IptablesRenderer', () => {
   });
 
   it('ends KUBE-SERVICES with the node-port jump (LOCAL, no loopback unless localhostNodePorts)', () => {
-    const r = new IptablesRenderer(config()).render(state([view(info, [ep('10.244.1.2')])]).services, null);
+    const { r } = renderAll([view(info, [ep('10.244.1.2')])]);
     const tail = r.natShared.filter((l) => l.startsWith('-A KUBE-SERVICES')).at(-1)!;
     expect(tail).toContain('-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS');
-    const lh = new IptablesRenderer(config({ localhostNodePorts: true }));
-    expect(lh.localhostNodePorts()).toBe(true);
-    const lr = lh.render(state([]).services, null);
-    expect(lr.natShared.at(-1)).toContain('-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS');
+    expect(new IptablesRenderer(config({ localhostNodePorts: true })).localhostNodePorts()).toBe(true);
+    const lr = renderAll([], config({ localhostNodePorts: true }));
+    expect(lr.r.natShared.at(-1)).toContain('-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS');
     expect(lr.filter.some((l) => l.includes('block incoming localnet connections'))).toBe(true);
-    const addrs = new IptablesRenderer(config({ nodePortAddresses: ['10.0.0.11', '192.168.0.0/24'] })).render(state([]).services, null);
+    const addrs = renderAll([], config({ nodePortAddresses: ['10.0.0.11', '192.168.0.0/24'] })).r;
     expect(addrs.natShared.filter((l) => l.endsWith('-j KUBE-NODEPORTS'))).toEqual([
       expect.stringContaining('-d 10.0.0.11/32 -j KUBE-NODEPORTS'),
       expect.stringContaining('-d 192.168.0.0/24 -j KUBE-NODEPORTS'),
@@ -141,11 +148,43 @@ describe('IptablesRenderer', () => {
     expect(r.natShared.at(-1)).toContain('--dst-type LOCAL -j KUBE-NODEPORTS');
   });
 
-  it('partial render: shared chains whole, own chains only for the services asked for', () => {
-    const b = svcInfo('ns1', 'svc2', { clusterIP: '10.96.0.11' });
-    const s = state([view(info, [ep('10.244.1.2')]), view(b, [ep('10.244.1.3')])]);
-    const r = new IptablesRenderer(config()).render(s.services, new Set([b.name]));
-    expect([...r.services.keys()]).toEqual([b.name]);
-    expect(r.natShared.filter((l) => l.includes('cluster IP'))).toHaveLength(2);
+  it('one service renders its entries, its own chains and their names apart (what a partial sync diffs)', () => {
+    const np = svcInfo('ns1', 'svc1', { nodePort: 30080 });
+    const eps = [ep('10.244.1.2'), ep('10.244.2.2', 8080, false)];
+    const r = new IptablesRenderer(config()).service(view(np, eps));
+    const ch = serviceChains(np);
+    expect(r.chains).toEqual([ch.svc, ch.ext, endpointChain(np, eps[0]!), endpointChain(np, eps[1]!)]);
+    expect(lines(r.natEntries)).toEqual([
+      `-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j ${ch.svc}`,
+      `-A KUBE-NODEPORTS -m comment --comment "ns1/svc1:p80" -m tcp -p tcp --dport 30080 -j ${ch.ext}`,
+    ]);
+    expect(r.natEntryLines).toBe(2);
+    expect(r.filterEntries).toBe('');
+    expect(lines(r.own)).toHaveLength(r.ownLines);
+    expect(lines(r.own).every((l) => r.chains.some((c) => l.startsWith(`-A ${c} `)))).toBe(true);
+  });
+
+  it('several cluster CIDRs of the family: masquerade what comes from none of them', () => {
+    const cidrs = ['10.244.0.0/16', '10.245.0.0/16'];
+    const { nat, r } = renderAll([view(info, [ep('10.244.1.2')])], config({ clusterCIDRs: cidrs }));
+    expect(r.fixed.natChains).toContain('KUBE-MASQ-OFF-CLUSTER');
+    // One RETURN per cluster CIDR, then the mark for everything else.
+    expect(nat.filter((l) => l.startsWith('-A KUBE-MASQ-OFF-CLUSTER '))).toEqual([
+      '-A KUBE-MASQ-OFF-CLUSTER -m comment --comment "from the cluster CIDR 10.244.0.0/16: no masquerade" -s 10.244.0.0/16 -j RETURN',
+      '-A KUBE-MASQ-OFF-CLUSTER -m comment --comment "from the cluster CIDR 10.245.0.0/16: no masquerade" -s 10.245.0.0/16 -j RETURN',
+      '-A KUBE-MASQ-OFF-CLUSTER -j KUBE-MARK-MASQ',
+    ]);
+    expect(nat).toContain(`-A ${svc} -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 10.96.0.10/32 --dport 80 -j KUBE-MASQ-OFF-CLUSTER`);
+    expect(nat.some((l) => l.includes('! -s '))).toBe(false);
+    // ETP Local: pods of every cluster CIDR take the shortcut to the cluster-wide chain.
+    const l = svcInfo('ns1', 'svc2', { nodePort: 30080, externalPolicyLocal: true });
+    const ext = renderAll([view(l, [ep('10.244.1.2')])], config({ clusterCIDRs: cidrs })).nat;
+    expect(ext.filter((x) => x.includes('pod traffic for ns1/svc2:p80'))).toEqual(cidrs.map((cidr) =>
+      `-A ${serviceChains(l).ext} -m comment --comment "pod traffic for ns1/svc2:p80 external destinations" -s ${cidr} -j ${serviceChains(l).svc}`));
+    // One CIDR: the `! -s` form, no extra chain.
+    const one = renderAll([view(info, [ep('10.244.1.2')])], config({ clusterCIDRs: cidrs.slice(0, 1) }));
+    expect(one.r.fixed.natChains).not.toContain('KUBE-MASQ-OFF-CLUSTER');
+    expect(one.nat.some((x) => x.includes('KUBE-MASQ-OFF-CLUSTER'))).toBe(false);
+    expect(one.nat.filter((x) => x.includes('! -s 10.244.0.0/16 -j KUBE-MARK-MASQ'))).toHaveLength(1);
   });
 });

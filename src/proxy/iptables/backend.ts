@@ -1,14 +1,16 @@
 // The iptables ProxyBackend: one iptables-restore --noflush per sync. A full
-// sync reads the tables back once (to find stale chains and missing jumps);
-// a partial sync writes KUBE-SERVICES/KUBE-NODEPORTS, the filter chains and the
-// own chains of the services that changed, and deletes chains they dropped.
+// sync reads the tables back once (stale chains, missing jumps) and rewrites
+// every chain. A partial sync writes only what the changed services changed:
+// their own chains whole, and -D/-I/-A of their lines in the shared chains
+// (KUBE-SERVICES, KUBE-NODEPORTS, the filter chains), so its cost does not grow
+// with the number of services podwire writes (the kernel side still may).
 import { writeFileSync } from 'node:fs';
 import { metrics } from '../metrics.js';
-import type { ProxyBackend, ProxyConfig, SyncRequest, SyncResult } from '../model.js';
+import type { ProxyBackend, ProxyConfig, ServiceView, SyncRequest, SyncResult } from '../model.js';
 import { native } from '../../netlink/native.js';
 import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from './exec.js';
 import { isPerServiceChain } from './names.js';
-import { CANARY_CHAIN, FILTER_CHAINS, IptablesRenderer, NAT_CHAINS } from './render.js';
+import { CANARY_CHAIN, FILTER_CHAINS, IptablesRenderer, NAT_CHAINS, OFF_CLUSTER_CHAIN, type FixedRules, type ServiceRules } from './render.js';
 import { iptablesTemplates } from './templates.js';
 
 export interface IptablesBackendOptions {
@@ -18,18 +20,30 @@ export interface IptablesBackendOptions {
   flavour?: Flavour;
   /** Run restores through this instead of the iptables programs (unit tests record the text). */
   tool?: IptablesTool;
-  /**
-   * How often a partial sync first checks the canary chains (ms, default 10 s; kube-proxy checks once a
-   * minute). Each check reads the tables back, which the legacy flavour does whole.
-   */
-  canaryIntervalMs?: number;
   /** nft flavour: write the own chains of at most this many services per restore (default 200; 0: one restore). */
   nftBatchServices?: number;
 }
 
-interface Owned {
-  chains: string[];
-  lines: number;
+/** What the kernel holds for one service since the last successful sync: what a partial sync needs, compact. */
+interface Committed {
+  /** Its own nat chains, space-separated. */
+  readonly chains: string;
+  /** Its lines in the shared nat / filter chains, as rendered ('-A …\n' each). */
+  readonly natEntries: string;
+  readonly filterEntries: string;
+  /** Rules it holds in nat (own chains + entries) and filter, for the iptables_total metric. */
+  readonly natRules: number;
+  readonly filterRules: number;
+}
+
+function committed(r: ServiceRules): Committed {
+  return {
+    chains: r.chains.join(' '),
+    natEntries: r.natEntries,
+    filterEntries: r.filterEntries,
+    natRules: r.ownLines + r.natEntryLines,
+    filterRules: r.filterEntryLines,
+  };
 }
 
 interface Jump {
@@ -40,8 +54,11 @@ interface Jump {
   target: string;
 }
 
+let jumpCache: Jump[] | null = null;
+
 /** The jumps from built-in chains, from the [jump.*] template sections. */
 function jumps(): Jump[] {
+  if (jumpCache) return jumpCache;
   const out: Jump[] = [];
   for (const table of ['nat', 'filter'] as const) {
     const lines: string[] = [];
@@ -51,6 +68,7 @@ function jumps(): Jump[] {
       out.push({ table, chain: m[1]!, rest: m[2]!, comment: /--comment "([^"]*)"/.exec(l)?.[1] ?? '', target: /-j (\S+)$/.exec(l)?.[1] ?? '' });
     }
   }
+  jumpCache = out;
   return out;
 }
 
@@ -72,25 +90,58 @@ function hasJump(rules: readonly string[], j: Jump): boolean {
   return rules.some((r) => r.startsWith(`-A ${j.chain} `) && r.includes(`"${j.comment}"`) && r.endsWith(`-j ${j.target}`));
 }
 
+const declare = (chain: string) => `:${chain} - [0:0]\n`;
+
+/**
+ * The restore lines turning one service's shared-chain lines from `before` into `after`: -D for lines it lost,
+ * -I KUBE-SERVICES 1 (the node-port jump stays last) or -A for lines it gained; unchanged lines stay (and keep
+ * their counters). Service lines match disjoint destinations, so their order does not matter.
+ */
+function entryDelta(before: string, after: string, out: string[], table: 'nat' | 'filter'): number {
+  if (before === after) return 0;
+  const old = before === '' ? [] : before.slice(0, -1).split('\n');
+  const now = after === '' ? [] : after.slice(0, -1).split('\n');
+  const keep = new Set(now);
+  const had = new Set(old);
+  let n = 0;
+  for (const l of old)
+    if (!keep.has(l)) {
+      out.push(`-D${l.slice(2)}\n`);
+      n++;
+    }
+  for (const l of now)
+    if (!had.has(l)) {
+      out.push(table === 'nat' && l.startsWith('-A KUBE-SERVICES ') ? `-I KUBE-SERVICES 1${l.slice(16)}\n` : `${l}\n`);
+      n++;
+    }
+  return n;
+}
+
 /** Where the last sync's time went (ms), for logs and the benchmark. */
 export interface SyncTimings {
-  canaryMs: number;
+  /** podwire's own work: rendering and assembling the restore text. */
   renderMs: number;
+  /** Full syncs: reading nat and filter back. */
   readbackMs: number;
+  /** iptables-restore runs (all batches). */
   restoreMs: number;
+  /** A partial sync that failed (e.g. the canary was gone) before this full one; 0 otherwise. */
+  failedPartialMs: number;
 }
 
 export class IptablesBackend implements ProxyBackend {
-  lastTimings: SyncTimings = { canaryMs: 0, renderMs: 0, readbackMs: 0, restoreMs: 0 };
+  lastTimings: SyncTimings = { renderMs: 0, readbackMs: 0, restoreMs: 0, failedPartialMs: 0 };
+  /** Why the last partial sync that fell back to a full one failed (for logs and tests). */
+  lastPartialFailure = '';
   readonly mode = 'iptables' as const;
   readonly family;
   private tool: IptablesTool | null = null;
   private readonly renderer: IptablesRenderer;
-  /** Per service port: the chains it owns in nat and how many rule lines they hold. */
-  private owned = new Map<string, Owned>();
+  private fixedRules: FixedRules | null = null;
+  /** Per service port, what the kernel holds for it (valid while `known`). */
+  private committed = new Map<string, Committed>();
   /** false after a failure or before the first sync: the kernel's state is unknown. */
   private known = false;
-  private lastCanaryCheck = 0;
 
   constructor(
     private readonly config: ProxyConfig,
@@ -110,132 +161,216 @@ export class IptablesBackend implements ProxyBackend {
     return (await this.iptables()).flavour;
   }
 
-  /** Someone flushed our tables if a canary chain is gone. */
-  private async canaryAlive(tool: IptablesTool): Promise<boolean> {
-    const codes = await Promise.all(['mangle', 'nat', 'filter'].map((t) => tool.check(['-t', t, '-S', CANARY_CHAIN])));
-    return codes.every((c) => c === 0);
+  private fixed(): FixedRules {
+    this.fixedRules ??= this.renderer.fixed();
+    return this.fixedRules;
   }
 
   async sync(req: SyncRequest): Promise<SyncResult> {
     const tool = await this.iptables();
-    const tm: SyncTimings = { canaryMs: 0, renderMs: 0, readbackMs: 0, restoreMs: 0 };
-    this.lastTimings = tm;
-    let t0 = performance.now();
-    let full = req.changed === null || !this.known;
-    const interval = this.opts.canaryIntervalMs ?? 10_000;
-    if (!full && Date.now() - this.lastCanaryCheck >= interval) {
-      this.lastCanaryCheck = Date.now();
-      if (!(await this.canaryAlive(tool))) full = true;
-    }
-    tm.canaryMs = performance.now() - t0;
-    const rewrite = full ? null : req.changed;
+    if (this.renderer.localhostNodePorts()) this.enableRouteLocalnet();
     const services = req.state.services;
+    if (req.changed !== null && this.known) {
+      const t0 = performance.now();
+      try {
+        return await this.partialSync(tool, services, req.changed);
+      } catch (err) {
+        // The kernel no longer holds what we wrote (canary gone, a rule deleted by hand) or the restore
+        // failed: rewrite everything now rather than leave the change unapplied until the next sync.
+        metrics.iptablesPartialRestoreFailuresTotal.inc();
+        this.lastPartialFailure = (err as Error).message;
+        this.known = false;
+        const failedMs = performance.now() - t0;
+        const res = await this.fullSync(tool, services);
+        this.lastTimings.failedPartialMs = failedMs;
+        return res;
+      }
+    }
+    return this.fullSync(tool, services);
+  }
+
+  private async restore(tool: IptablesTool, text: readonly string[]): Promise<void> {
+    try {
+      await tool.restore(text);
+    } catch (err) {
+      this.known = false;
+      metrics.iptablesRestoreFailuresTotal.inc();
+      throw err;
+    }
+  }
+
+  private async fullSync(tool: IptablesTool, services: ReadonlyMap<string, ServiceView>): Promise<SyncResult> {
+    const tm: SyncTimings = { renderMs: 0, readbackMs: 0, restoreMs: 0, failedPartialMs: 0 };
+    this.lastTimings = tm;
+    this.known = false;
+    // Read back once: chains left by an earlier run, and jumps already in place.
+    let t0 = performance.now();
+    const save = (await tool.save('nat')) + (await tool.save('filter'));
+    tm.readbackMs = performance.now() - t0;
 
     t0 = performance.now();
-    const rendered = this.renderer.render(services, rewrite);
-    const natDecl: string[] = ['*nat', ...NAT_CHAINS.map((c) => `:${c} - [0:0]`)];
-    const filterDecl: string[] = ['*filter', ...FILTER_CHAINS.map((c) => `:${c} - [0:0]`)];
-    const natJumps: string[] = [];
-    const filterJumps: string[] = [];
-    const deletes: string[] = [];
-    const nextOwned = full ? new Map<string, Owned>() : new Map(this.owned);
-
-    // Fixed chains the kernel does not have yet (batches below jump to KUBE-MARK-MASQ before the last restore).
-    let missingFixed: string[] = [];
+    const fixed = this.fixed();
+    const natHave = parseTable(save, 'nat');
+    const filterHave = parseTable(save, 'filter');
+    const next = new Map<string, Committed>();
     const wanted = new Set<string>();
-    for (const [name, r] of rendered.services) {
-      for (const c of r.chains) wanted.add(c);
-      nextOwned.set(name, { chains: r.chains, lines: r.lines.length });
-    }
-    if (full) {
-      // Read back once: chains left by an earlier run, and jumps already in place.
-      const r0 = performance.now();
-      const save = (await tool.save('nat')) + (await tool.save('filter'));
-      tm.readbackMs = performance.now() - r0;
-      const nat = parseTable(save, 'nat');
-      const filter = parseTable(save, 'filter');
-      for (const c of nat.chains) if (isPerServiceChain(c) && !wanted.has(c)) deletes.push(c);
-      missingFixed = NAT_CHAINS.filter((c) => !nat.chains.has(c));
-      for (const j of jumps().reverse()) {
-        const have = j.table === 'nat' ? nat.rules : filter.rules;
-        if (!hasJump(have, j)) (j.table === 'nat' ? natJumps : filterJumps).push(`-I ${j.chain} 1 ${j.rest}`);
-      }
-      natDecl.push(`:${CANARY_CHAIN} - [0:0]`);
-      filterDecl.push(`:${CANARY_CHAIN} - [0:0]`);
-    } else {
-      for (const name of req.changed ?? []) {
-        const before = this.owned.get(name);
-        if (!services.has(name)) nextOwned.delete(name);
-        for (const c of before?.chains ?? []) if (!wanted.has(c)) deletes.push(c);
-      }
-    }
-    for (const c of deletes) natDecl.push(`:${c} - [0:0]`);
+    const natDecl: string[] = [...fixed.natChains, CANARY_CHAIN].map(declare);
+    const natEntries: string[] = [];
+    const filterEntries: string[] = [];
+    const own: string[] = [];
 
     // iptables-nft-restore --noflush costs grow much faster than linearly with the chains of one
     // transaction (1k services 3.3 s, 2k 23 s here), so big syncs on nft write the services' own chains
     // in batches first; the last restore switches KUBE-SERVICES over and deletes what is stale. Each
     // service's chains change within one transaction, and nothing jumps to a new chain before it is filled.
     const batchSize = this.opts.nftBatchServices ?? 200;
-    const batched = tool.flavour === 'nft' && batchSize > 0 && rendered.services.size > batchSize;
-    const block = (lines: readonly string[]) => (lines.length > 0 ? lines.join('\n') + '\n' : '');
+    const batched = tool.flavour === 'nft' && batchSize > 0 && services.size > batchSize;
+    // Batches jump to fixed chains (KUBE-MARK-MASQ) the kernel may not have yet.
+    const batchHead = '*nat\n' + fixed.natChains.filter((c) => !natHave.chains.has(c)).map(declare).join('');
     const batches: string[][] = [];
-    const batchHead = block(['*nat', ...missingFixed.map((c) => `:${c} - [0:0]`)]);
-    let current: string[] = [];
+    let batch: string[] = [batchHead];
     let inBatch = 0;
-    const text: string[] = [];
-    let lineCount = 0;
-    for (const [name, r] of rendered.services) {
-      const decl = r.chains.map((c) => `:${c} - [0:0]`);
+    let lines = 0;
+    let natRules = fixed.natLines;
+    let filterRules = fixed.filterLines;
+
+    // Sorted so two syncs of the same state write the same text.
+    for (const name of [...services.keys()].sort()) {
+      const r = this.renderer.service(services.get(name)!);
+      const c = committed(r);
+      next.set(name, c);
+      natRules += c.natRules;
+      filterRules += c.filterRules;
+      for (const ch of r.chains) wanted.add(ch);
+      const decl = r.chains.map(declare).join('');
+      if (r.natEntries) natEntries.push(r.natEntries);
+      if (r.filterEntries) filterEntries.push(r.filterEntries);
+      lines += r.chains.length + r.ownLines + r.natEntryLines + r.filterEntryLines;
       if (batched) {
-        current.push(block(decl), block(r.lines));
+        batch.push(decl, r.own);
         if (++inBatch === batchSize) {
-          batches.push([batchHead, ...current, 'COMMIT\n']);
-          current = [];
+          batches.push([...batch, 'COMMIT\n']);
+          batch = [batchHead];
           inBatch = 0;
         }
       } else {
-        natDecl.push(...decl);
-        text.push(block(r.lines));
+        natDecl.push(decl);
+        own.push(r.own);
       }
-      lineCount += decl.length + r.lines.length;
-      // The joined block is all the restore needs: let the per-line strings go now (peak memory at 10k services).
-      rendered.services.delete(name);
     }
-    if (inBatch > 0) batches.push([batchHead, ...current, 'COMMIT\n']);
-    text.unshift(block(natDecl), block(natJumps), block(rendered.natShared));
-    lineCount += natDecl.length + natJumps.length + rendered.natShared.length;
-    const tail = [...deletes.map((c) => `-X ${c}`), 'COMMIT', ...filterDecl, ...filterJumps, ...rendered.filter, 'COMMIT'];
-    if (full) tail.push('*mangle', `:${CANARY_CHAIN} - [0:0]`, 'COMMIT');
-    text.push(block(tail));
-    lineCount += tail.length;
-    tm.renderMs = performance.now() - t0 - tm.readbackMs;
+    if (inBatch > 0) batches.push([...batch, 'COMMIT\n']);
 
-    try {
-      if (this.renderer.localhostNodePorts()) this.enableRouteLocalnet();
-      t0 = performance.now();
-      for (const b of batches) await tool.restore(b);
-      await tool.restore(text);
-      tm.restoreMs = performance.now() - t0;
-    } catch (err) {
-      this.known = false;
-      metrics.iptablesRestoreFailuresTotal.inc();
-      if (!full) metrics.iptablesPartialRestoreFailuresTotal.inc();
-      throw err;
+    const stale = [...natHave.chains].filter((ch) => isPerServiceChain(ch) && !wanted.has(ch));
+    for (const ch of stale) natDecl.push(declare(ch));
+    const natJumps: string[] = [];
+    const filterJumps: string[] = [];
+    for (const j of [...jumps()].reverse()) {
+      const have = j.table === 'nat' ? natHave.rules : filterHave.rules;
+      if (!hasJump(have, j)) (j.table === 'nat' ? natJumps : filterJumps).push(`-I ${j.chain} 1 ${j.rest}\n`);
     }
+    const filterDecl = [...FILTER_CHAINS, CANARY_CHAIN].map(declare);
+    const deletes = stale.map((ch) => `-X ${ch}\n`);
+    const text = [
+      '*nat\n', ...natDecl, ...natJumps, fixed.nat, ...natEntries, fixed.natTail, ...own, ...deletes, 'COMMIT\n',
+      '*filter\n', ...filterDecl, ...filterJumps, fixed.filter, ...filterEntries, 'COMMIT\n',
+      '*mangle\n', declare(CANARY_CHAIN), 'COMMIT\n',
+    ];
+    lines += 2 + fixed.natChains.length + stale.length * 2 + natJumps.length + fixed.natLines + 2 + filterDecl.length + filterJumps.length + fixed.filterLines + 3 + 2;
+    tm.renderMs = performance.now() - t0;
+
+    t0 = performance.now();
+    for (const b of batches) await this.restore(tool, b);
+    await this.restore(tool, text);
+    tm.restoreMs = performance.now() - t0;
+    this.committed = next;
     this.known = true;
-    if (full) this.lastCanaryCheck = Date.now();
-    this.owned = nextOwned;
-    let natRules = rendered.natShared.length;
-    let natChains = NAT_CHAINS.length;
-    for (const o of nextOwned.values()) {
-      natRules += o.lines;
-      natChains += o.chains.length;
+    return this.result(true, natRules, filterRules, lines);
+  }
+
+  private async partialSync(tool: IptablesTool, services: ReadonlyMap<string, ServiceView>, changed: ReadonlySet<string>): Promise<SyncResult> {
+    const tm: SyncTimings = { renderMs: 0, readbackMs: 0, restoreMs: 0, failedPartialMs: 0 };
+    this.lastTimings = tm;
+    let t0 = performance.now();
+    const batchSize = this.opts.nftBatchServices ?? 200;
+    const batched = tool.flavour === 'nft' && batchSize > 0 && changed.size > batchSize;
+    const updates = new Map<string, Committed | null>();
+    const natDecl: string[] = [];
+    const own: string[] = [];
+    const natDelta: string[] = [];
+    const filterDelta: string[] = [];
+    const stale: string[] = [];
+    const batches: string[][] = [];
+    let batch: string[] = ['*nat\n'];
+    let inBatch = 0;
+    let lines = 0;
+
+    for (const name of [...changed].sort()) {
+      const before = this.committed.get(name);
+      const v = services.get(name);
+      const r = v ? this.renderer.service(v) : null;
+      const after = r ? committed(r) : null;
+      if (!before && !after) continue;
+      updates.set(name, after);
+      lines += entryDelta(before?.natEntries ?? '', after?.natEntries ?? '', natDelta, 'nat');
+      lines += entryDelta(before?.filterEntries ?? '', after?.filterEntries ?? '', filterDelta, 'filter');
+      if (before?.chains) {
+        const keep = new Set(r?.chains ?? []);
+        for (const ch of before.chains.split(' ')) if (!keep.has(ch)) stale.push(ch);
+      }
+      if (!r || r.chains.length === 0) continue;
+      const decl = r.chains.map(declare).join('');
+      lines += r.chains.length + r.ownLines;
+      if (batched) {
+        batch.push(decl, r.own);
+        if (++inBatch === batchSize) {
+          batches.push([...batch, 'COMMIT\n']);
+          batch = ['*nat\n'];
+          inBatch = 0;
+        }
+      } else {
+        natDecl.push(decl);
+        own.push(r.own);
+      }
     }
-    const filterRules = rendered.filter.length + jumps().filter((j) => j.table === 'filter').length;
-    natRules += jumps().filter((j) => j.table === 'nat').length;
-    metrics.iptablesTotal.set({ table: 'nat' }, natRules);
-    metrics.iptablesTotal.set({ table: 'filter' }, filterRules);
-    return { full, counts: { 'nat rules': natRules, 'nat chains': natChains, 'filter rules': filterRules, 'restore lines': lineCount } };
+    if (inBatch > 0) batches.push([...batch, 'COMMIT\n']);
+    // -F on the canary fails the whole restore when someone flushed a table: then sync() rewrites everything.
+    const canary = `-F ${CANARY_CHAIN}\n`;
+    const text = [
+      '*nat\n', ...natDecl, ...stale.map(declare), ...natDelta, ...own, ...stale.map((ch) => `-X ${ch}\n`), canary, 'COMMIT\n',
+      '*filter\n', ...filterDelta, canary, 'COMMIT\n',
+      '*mangle\n', canary, 'COMMIT\n',
+    ];
+    lines += stale.length * 2 + 3 * 3;
+    tm.renderMs = performance.now() - t0;
+
+    t0 = performance.now();
+    for (const b of batches) await this.restore(tool, b);
+    await this.restore(tool, text);
+    tm.restoreMs = performance.now() - t0;
+
+    let natRules = this.fixed().natLines;
+    let filterRules = this.fixed().filterLines;
+    for (const [name, c] of updates) {
+      if (c) this.committed.set(name, c);
+      else this.committed.delete(name);
+    }
+    for (const c of this.committed.values()) {
+      natRules += c.natRules;
+      filterRules += c.filterRules;
+    }
+    return this.result(false, natRules, filterRules, lines);
+  }
+
+  private result(full: boolean, natRules: number, filterRules: number, lines: number): SyncResult {
+    let natJumps = 0;
+    for (const j of jumps()) if (j.table === 'nat') natJumps++;
+    const nat = natRules + natJumps;
+    const filter = filterRules + jumps().length - natJumps;
+    let natChains = this.fixed().natChains.length;
+    for (const c of this.committed.values()) if (c.chains) natChains += c.chains.split(' ').length;
+    metrics.iptablesTotal.set({ table: 'nat' }, nat);
+    metrics.iptablesTotal.set({ table: 'filter' }, filter);
+    return { full, counts: { 'nat rules': nat, 'nat chains': natChains, 'filter rules': filter, 'restore lines': lines } };
   }
 
   /** Localhost node ports need the kernel to route 127.0.0.0/8 off the loopback (CVE-2020-8558: opt-in only). */
@@ -255,13 +390,13 @@ export class IptablesBackend implements ProxyBackend {
         errors.push(`${flavour}: ${(err as Error).message}`);
       }
     }
-    this.owned.clear();
+    this.committed.clear();
     this.known = false;
     if (errors.length === 2) throw new Error(`iptables cleanup failed for both flavours: ${errors.join('; ')}`);
   }
 }
 
-const OWN_FIXED = new Set<string>([...NAT_CHAINS, ...FILTER_CHAINS, CANARY_CHAIN]);
+const OWN_FIXED = new Set<string>([...NAT_CHAINS, OFF_CLUSTER_CHAIN, ...FILTER_CHAINS, CANARY_CHAIN]);
 
 function ownsChain(name: string): boolean {
   return OWN_FIXED.has(name) || isPerServiceChain(name);

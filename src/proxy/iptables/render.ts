@@ -1,8 +1,9 @@
 // Turns a ProxyState into iptables-restore text in kube-proxy's layout. Pure:
-// no I/O, so every feature is unit-tested on the text. The caller says which
-// services' own chains to (re)write; KUBE-SERVICES, KUBE-NODEPORTS and the
-// filter chains are always rendered whole (they are small and shared).
-import type { IPFamily, ProxyConfig, ServiceView } from '../model.js';
+// no I/O, so every feature is unit-tested on the text. Each service renders
+// to a few flat strings: its rules in the shared chains (KUBE-SERVICES,
+// KUBE-NODEPORTS, the filter chains), which a partial sync adds and deletes
+// line by line, and its own chains, rewritten whole when it changed.
+import type { EndpointInfo, IPFamily, ProxyConfig, ServiceView } from '../model.js';
 import { endpointChain, endpointString, serviceChains, servicePortName } from './names.js';
 import { iptablesTemplates, type Templates } from './templates.js';
 
@@ -10,20 +11,35 @@ import { iptablesTemplates, type Templates } from './templates.js';
 export const NAT_CHAINS = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-MARK-MASQ', 'KUBE-POSTROUTING'] as const;
 export const FILTER_CHAINS = ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-FORWARD', 'KUBE-PROXY-FIREWALL'] as const;
 export const CANARY_CHAIN = 'KUBE-PROXY-CANARY';
+/** Only with more than one cluster CIDR in the family: marks what comes from none of them. */
+export const OFF_CLUSTER_CHAIN = 'KUBE-MASQ-OFF-CLUSTER';
 
-/** What one service renders to in its own nat chains. */
+/** What one service renders to. Every text is restore lines, each ending in '\n' ('' when none). */
 export interface ServiceRules {
-  /** Chain names this service owns (declared and filled). */
-  readonly chains: string[];
-  readonly lines: string[];
+  /** Its own nat chains (KUBE-SVC-/SVL-/EXT-/FW-/SEP-), in the order they are declared. */
+  readonly chains: readonly string[];
+  /** The rules of its own chains. */
+  readonly own: string;
+  readonly ownLines: number;
+  /** Its `-A` lines in KUBE-SERVICES and KUBE-NODEPORTS (nat). */
+  readonly natEntries: string;
+  readonly natEntryLines: number;
+  /** Its `-A` lines in podwire's filter chains (refusals, firewall drops, health-check accepts). */
+  readonly filterEntries: string;
+  readonly filterEntryLines: number;
 }
 
-export interface Rendered {
-  /** nat lines for KUBE-SERVICES/KUBE-NODEPORTS and the fixed chains. */
-  readonly natShared: string[];
-  readonly filter: string[];
-  /** Per service port name, for the services that were asked for. */
-  readonly services: Map<string, ServiceRules>;
+/** The rules that do not belong to any one service. */
+export interface FixedRules {
+  /** Fixed nat chains to declare (NAT_CHAINS, plus OFF_CLUSTER_CHAIN when used). */
+  readonly natChains: readonly string[];
+  /** KUBE-MARK-MASQ, KUBE-POSTROUTING (and KUBE-MASQ-OFF-CLUSTER). */
+  readonly nat: string;
+  /** The jump(s) to KUBE-NODEPORTS, which must stay the last rules of KUBE-SERVICES. */
+  readonly natTail: string;
+  readonly filter: string;
+  readonly natLines: number;
+  readonly filterLines: number;
 }
 
 function hostMask(family: IPFamily): string {
@@ -40,8 +56,24 @@ function probability(n: number, i: number): string {
   return (1 / (n - i)).toFixed(10);
 }
 
+/** Text pieces of one block, joined once (a flat string, no per-line strings). */
+class Block {
+  readonly pieces: string[] = [];
+  lines = 0;
+  take(): string {
+    const s = this.pieces.join('');
+    this.pieces.length = 0;
+    this.lines = 0;
+    return s;
+  }
+}
+
 export class IptablesRenderer {
   private readonly t: Templates;
+  // Reused between services: rendering 10k services allocates only the strings it returns.
+  private readonly natB = new Block();
+  private readonly filterB = new Block();
+  private readonly ownB = new Block();
 
   constructor(private readonly config: ProxyConfig, templates?: Templates) {
     this.t = templates ?? iptablesTemplates();
@@ -54,47 +86,54 @@ export class IptablesRenderer {
     return c.nodePortAddresses.length === 0 || c.nodePortAddresses.some((a) => a.startsWith('127.'));
   }
 
-  /** The rules every sync writes, plus the own chains of the services named in `rewrite` (all when null). */
-  render(services: ReadonlyMap<string, ServiceView>, rewrite: ReadonlySet<string> | null): Rendered {
+  /** Several cluster CIDRs in the family: "off-cluster" is a chain of RETURNs, not a `! -s`. */
+  private offClusterChain(): boolean {
+    return !this.config.masqueradeAll && this.config.clusterCIDRs.length > 1;
+  }
+
+  fixed(): FixedRules {
     const c = this.config;
     const m = mark(c);
-    const natShared: string[] = [];
-    const filter: string[] = [];
-    const out = new Map<string, ServiceRules>();
     const t = this.t;
-    t.render('static.nat', m, natShared);
-    t.render('static.filter', m, filter);
-    if (this.localhostNodePorts()) t.render('static.filter.localnet', {}, filter);
-
-    // Sorted so two syncs of the same state write the same text.
-    const names = [...services.keys()].sort();
-    for (const name of names) {
-      const v = services.get(name)!;
-      const own = rewrite === null || rewrite.has(name);
-      this.renderService(v, natShared, filter, own ? out : null);
+    const nat = new Block();
+    const filter = new Block();
+    const tail = new Block();
+    nat.lines += t.append('static.nat', m, nat.pieces);
+    if (this.offClusterChain()) {
+      for (const cidr of c.clusterCIDRs) nat.lines += t.append('static.nat.offCluster', { cidr }, nat.pieces);
+      nat.lines += t.append('static.nat.offClusterMark', {}, nat.pieces);
     }
-    this.renderNodePortsTail(natShared);
-    return { natShared, filter, services: out };
-  }
-
-  private renderNodePortsTail(nat: string[]): void {
-    const c = this.config;
+    filter.lines += t.append('static.filter', m, filter.pieces);
+    if (this.localhostNodePorts()) filter.lines += t.append('static.filter.localnet', {}, filter.pieces);
     if (c.nodePortAddresses.length === 0) {
-      this.t.render(c.family === 4 && !this.localhostNodePorts() ? 'nodeports.localNoLoopback' : 'nodeports.local', {}, nat);
-      return;
+      tail.lines += t.append(c.family === 4 && !this.localhostNodePorts() ? 'nodeports.localNoLoopback' : 'nodeports.local', {}, tail.pieces);
+    } else {
+      for (const a of c.nodePortAddresses) {
+        if (c.family === 4 && a.startsWith('127.') && !this.localhostNodePorts()) continue;
+        tail.lines += t.append('nodeports.address', { ip: a.includes('/') ? a : a + hostMask(c.family) }, tail.pieces);
+      }
     }
-    for (const a of c.nodePortAddresses) {
-      if (c.family === 4 && a.startsWith('127.') && !this.localhostNodePorts()) continue;
-      this.t.render('nodeports.address', { ip: a.includes('/') ? a : a + hostMask(c.family) }, nat);
-    }
+    const natLines = nat.lines + tail.lines;
+    const filterLines = filter.lines;
+    return {
+      natChains: this.offClusterChain() ? [...NAT_CHAINS, OFF_CLUSTER_CHAIN] : NAT_CHAINS,
+      nat: nat.take(),
+      natTail: tail.take(),
+      filter: filter.take(),
+      natLines,
+      filterLines,
+    };
   }
 
-  private renderService(v: ServiceView, nat: string[], filter: string[], own: Map<string, ServiceRules> | null): void {
+  /** One service's rules. */
+  service(v: ServiceView): ServiceRules {
     const c = this.config;
     const t = this.t;
+    const nat = this.natB;
+    const filter = this.filterB;
     const info = v.info;
     const svc = servicePortName(info);
-    const proto = info.protocol.toLowerCase();
+    const proto = info.protocol === 'TCP' ? 'tcp' : info.protocol === 'UDP' ? 'udp' : info.protocol.toLowerCase();
     const chains = serviceChains(info);
     const mask = hostMask(c.family);
     const hasEndpoints = v.allEndpoints.length > 0;
@@ -109,79 +148,90 @@ export class IptablesRenderer {
     const cip = info.clusterIP + mask;
 
     // Entry points (nat) or refusals (filter).
-    if (hasInternal) t.render('svc.clusterIP', { ...base, ip: cip, chain: internalChain }, nat);
+    if (hasInternal) nat.lines += t.append('svc.clusterIP', { ...base, ip: cip, chain: internalChain }, nat.pieces);
     else {
       const [verdict, why] = hasEndpoints ? ['DROP', 'has no local endpoints'] : ['REJECT', 'has no endpoints'];
-      t.render('filter.clusterIP', { ...base, ip: cip, verdict, why }, filter);
+      filter.lines += t.append('filter.clusterIP', { ...base, ip: cip, verdict, why }, filter.pieces);
     }
     if (usesExt) {
-      for (const ip of info.externalIPs) t.render('svc.externalIP', { ...base, ip: ip + mask, chain: chains.ext }, nat);
-      for (const ip of info.loadBalancerVIPs) t.render('svc.loadBalancer', { ...base, ip: ip + mask, chain: usesFw ? chains.fw : chains.ext }, nat);
-      if (info.nodePort > 0) t.render('svc.nodePort', { ...base, nodePort: info.nodePort, chain: chains.ext }, nat);
-      if (usesFw) for (const ip of info.loadBalancerVIPs) t.render('filter.firewall', { ...base, ip: ip + mask, chain: chains.fw }, filter);
+      for (const ip of info.externalIPs) nat.lines += t.append('svc.externalIP', { ...base, ip: ip + mask, chain: chains.ext }, nat.pieces);
+      for (const ip of info.loadBalancerVIPs) nat.lines += t.append('svc.loadBalancer', { ...base, ip: ip + mask, chain: usesFw ? chains.fw : chains.ext }, nat.pieces);
+      if (info.nodePort > 0) nat.lines += t.append('svc.nodePort', { ...base, nodePort: info.nodePort, chain: chains.ext }, nat.pieces);
+      if (usesFw) for (const ip of info.loadBalancerVIPs) filter.lines += t.append('filter.firewall', { ...base, ip: ip + mask, chain: chains.fw }, filter.pieces);
     }
     if (hasExternalDest && !hasExternal) {
       // No endpoint for external traffic: REJECT when there is none at all, DROP when only none local (ETP Local).
       const [verdict, why] = hasEndpoints ? ['DROP', 'has no local endpoints'] : ['REJECT', 'has no endpoints'];
-      for (const ip of info.externalIPs) t.render('filter.externalIP', { ...base, ip: ip + mask, verdict, why }, filter);
-      for (const ip of info.loadBalancerVIPs) t.render('filter.loadBalancer', { ...base, ip: ip + mask, verdict, why }, filter);
-      if (info.nodePort > 0) t.render('filter.nodePort', { ...base, nodePort: info.nodePort, verdict, why }, filter);
+      for (const ip of info.externalIPs) filter.lines += t.append('filter.externalIP', { ...base, ip: ip + mask, verdict, why }, filter.pieces);
+      for (const ip of info.loadBalancerVIPs) filter.lines += t.append('filter.loadBalancer', { ...base, ip: ip + mask, verdict, why }, filter.pieces);
+      if (info.nodePort > 0) filter.lines += t.append('filter.nodePort', { ...base, nodePort: info.nodePort, verdict, why }, filter.pieces);
     }
-    if (info.healthCheckNodePort > 0) t.render('filter.healthCheck', { svc, nodePort: info.healthCheckNodePort }, filter);
+    if (info.healthCheckNodePort > 0) filter.lines += t.append('filter.healthCheck', { svc, nodePort: info.healthCheckNodePort }, filter.pieces);
 
-    if (!own) return;
-    const rules: ServiceRules = { chains: [], lines: [] };
-    own.set(info.name, rules);
-    if (!hasEndpoints) return;
-    const lines = rules.lines;
-
-    // The SVC (cluster-wide) and SVL (node-local) chains, each with the endpoints chosen for it.
-    const written = new Set<string>();
-    const policyChain = (chain: string, endpoints: ServiceView['internalEndpoints'], masq: boolean) => {
-      if (written.has(chain)) return;
-      written.add(chain);
-      rules.chains.push(chain);
-      if (masq) {
-        if (c.masqueradeAll) t.render('chain.masqAll', { ...base, chain, ip: cip }, lines);
-        else if (c.clusterCIDRs[0]) t.render('chain.masqOffCluster', { ...base, chain, ip: cip, cidr: c.clusterCIDRs[0] }, lines);
+    const names: string[] = [];
+    const out = this.ownB;
+    if (hasEndpoints) {
+      // Each endpoint's KUBE-SEP- name once (a sha256 each).
+      const seps = new Map<EndpointInfo, string>();
+      const sepOf = (ep: EndpointInfo) => {
+        let s = seps.get(ep);
+        if (s === undefined) seps.set(ep, (s = endpointChain(info, ep)));
+        return s;
+      };
+      // The SVC (cluster-wide) and SVL (node-local) chains, each with the endpoints chosen for it.
+      const policyChain = (chain: string, endpoints: readonly EndpointInfo[], masq: boolean) => {
+        if (names.includes(chain)) return;
+        names.push(chain);
+        if (masq) {
+          const vars = { ...base, chain, ip: cip };
+          if (c.masqueradeAll) out.lines += t.append('chain.masqAll', vars, out.pieces);
+          else if (this.offClusterChain()) out.lines += t.append('chain.masqOffClusters', vars, out.pieces);
+          else if (c.clusterCIDRs[0]) out.lines += t.append('chain.masqOffCluster', { ...vars, cidr: c.clusterCIDRs[0] }, out.pieces);
+        }
+        const n = endpoints.length;
+        if (info.affinityTimeoutSeconds > 0)
+          for (const ep of endpoints) out.lines += t.append('chain.affinity', { svc, chain, sep: sepOf(ep), endpoint: endpointString(ep), timeout: info.affinityTimeoutSeconds }, out.pieces);
+        for (let i = 0; i < n; i++) {
+          const ep = endpoints[i]!;
+          const vars = { svc, chain, sep: sepOf(ep), endpoint: endpointString(ep) };
+          if (i < n - 1) out.lines += t.append('chain.spread', { ...vars, probability: probability(n, i) }, out.pieces);
+          else out.lines += t.append('chain.last', vars, out.pieces);
+        }
+      };
+      const svcEndpoints = info.internalPolicyLocal ? v.externalEndpoints : v.internalEndpoints;
+      const svlEndpoints = info.internalPolicyLocal ? v.internalEndpoints : v.externalEndpoints;
+      const endpointsOf = (chain: string) => (chain === chains.svc ? svcEndpoints : svlEndpoints);
+      if (hasInternal) policyChain(internalChain, endpointsOf(internalChain), true);
+      if (usesExt) {
+        // ETP Local still sends pods and the node itself to the internal chain, which must then exist.
+        if (info.externalPolicyLocal) policyChain(internalChain, endpointsOf(internalChain), true);
+        policyChain(externalChain, endpointsOf(externalChain), externalChain === internalChain);
+        names.push(chains.ext);
+        if (!info.externalPolicyLocal) out.lines += t.append('ext.cluster', { svc, chain: chains.ext, target: externalChain }, out.pieces);
+        else {
+          for (const cidr of c.clusterCIDRs) out.lines += t.append('ext.localPods', { svc, chain: chains.ext, cidr, internal: internalChain }, out.pieces);
+          out.lines += t.append('ext.local', { svc, chain: chains.ext, internal: internalChain, target: externalChain }, out.pieces);
+        }
+        if (usesFw) {
+          names.push(chains.fw);
+          for (const cidr of [...info.loadBalancerSourceRanges, ...info.loadBalancerVIPs.map((ip) => ip + mask)])
+            out.lines += t.append('fw.allow', { svc, chain: chains.fw, cidr, target: chains.ext }, out.pieces);
+        }
       }
-      const seps = endpoints.map((ep) => ({ sep: endpointChain(info, ep), endpoint: endpointString(ep) }));
-      if (info.affinityTimeoutSeconds > 0)
-        for (const s of seps) t.render('chain.affinity', { svc, chain, ...s, timeout: info.affinityTimeoutSeconds }, lines);
-      seps.forEach((s, i) => {
-        if (i < seps.length - 1) t.render('chain.spread', { svc, chain, ...s, probability: probability(seps.length, i) }, lines);
-        else t.render('chain.last', { svc, chain, ...s }, lines);
-      });
-    };
-    const svcEndpoints = info.internalPolicyLocal ? v.externalEndpoints : v.internalEndpoints;
-    const svlEndpoints = info.internalPolicyLocal ? v.internalEndpoints : v.externalEndpoints;
-    const internalUsed = hasInternal;
-    if (internalUsed) policyChain(internalChain, internalChain === chains.svc ? svcEndpoints : svlEndpoints, true);
-    if (usesExt) {
-      // ETP Local still sends pods and the node itself to the internal chain, which must then exist.
-      if (info.externalPolicyLocal) policyChain(internalChain, internalChain === chains.svc ? svcEndpoints : svlEndpoints, true);
-      policyChain(externalChain, externalChain === chains.svc ? svcEndpoints : svlEndpoints, externalChain === internalChain);
-      rules.chains.push(chains.ext);
-      if (!info.externalPolicyLocal) t.render('ext.cluster', { svc, chain: chains.ext, target: externalChain }, lines);
-      else {
-        if (c.clusterCIDRs[0]) t.render('ext.localPods', { svc, chain: chains.ext, cidr: c.clusterCIDRs[0], internal: internalChain }, lines);
-        t.render('ext.local', { svc, chain: chains.ext, internal: internalChain, target: externalChain }, lines);
-      }
-      if (usesFw) {
-        rules.chains.push(chains.fw);
-        for (const cidr of [...info.loadBalancerSourceRanges, ...info.loadBalancerVIPs.map((ip) => ip + mask)])
-          t.render('fw.allow', { svc, chain: chains.fw, cidr, target: chains.ext }, lines);
+      // One KUBE-SEP- per endpoint the node may send to.
+      const written = new Set<string>();
+      for (const ep of v.allEndpoints) {
+        const sep = sepOf(ep);
+        if (written.has(sep)) continue;
+        written.add(sep);
+        names.push(sep);
+        // Hairpin: only a pod on this node can reach this node's rules as its own backend, except through the
+        // ETP Local "pod traffic" shortcut, which skips masquerade for remote pods too.
+        if (ep.isLocal || info.externalPolicyLocal) out.lines += t.append('sep.hairpin', { svc, sep, ip: ep.ip + mask }, out.pieces);
+        out.lines += t.append(info.affinityTimeoutSeconds > 0 ? 'sep.dnatAffinity' : 'sep.dnat', { svc, sep, proto, endpoint: endpointString(ep) }, out.pieces);
       }
     }
-    // One KUBE-SEP- per endpoint the node may send to.
-    for (const ep of v.allEndpoints) {
-      const sep = endpointChain(info, ep);
-      if (rules.chains.includes(sep)) continue;
-      rules.chains.push(sep);
-      // Hairpin: only a pod on this node can reach this node's rules as its own backend, except through the
-      // ETP Local "pod traffic" shortcut, which skips masquerade for remote pods too.
-      if (ep.isLocal || info.externalPolicyLocal) t.render('sep.hairpin', { svc, sep, ip: ep.ip + mask }, lines);
-      t.render(info.affinityTimeoutSeconds > 0 ? 'sep.dnatAffinity' : 'sep.dnat', { svc, sep, proto, endpoint: endpointString(ep) }, lines);
-    }
+    const counts = { ownLines: out.lines, natEntryLines: nat.lines, filterEntryLines: filter.lines };
+    return { chains: names, ...counts, own: out.take(), natEntries: nat.take(), filterEntries: filter.take() };
   }
 }
