@@ -92,9 +92,9 @@ function commentBytes(c: string, what: string): Buffer {
   return b;
 }
 
-function u32be(n: number): Buffer {
+function u32host(n: number): Buffer {
   const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
+  b.writeUInt32LE(n >>> 0);
   return b;
 }
 
@@ -190,9 +190,10 @@ export function newSet(s: SetDef, o: NewOptions = {}): BatchPart {
     }
     if (s.timeoutMs !== undefined) b.be64(SET_ATTR.TIMEOUT, BigInt(s.timeoutMs));
     const ud: Array<[number, Buffer]> = [];
-    // nft prints host-order integers correctly only when told their byte order.
-    ud.push([UDATA_SET_KEYBYTEORDER, u32be(s.key.some((t) => HOST_ORDER.has(t)) ? 1 : 2)]);
-    if (Array.isArray(s.data)) ud.push([UDATA_SET_DATABYTEORDER, u32be(s.data.some((t) => HOST_ORDER.has(t)) ? 1 : 2)]);
+    // nft prints host-order integers correctly only when told their byte order
+    // (libnftnl keeps these userdata numbers in host order).
+    ud.push([UDATA_SET_KEYBYTEORDER, u32host(s.key.some((t) => HOST_ORDER.has(t)) ? 1 : 2)]);
+    if (Array.isArray(s.data)) ud.push([UDATA_SET_DATABYTEORDER, u32host(s.data.some((t) => HOST_ORDER.has(t)) ? 1 : 2)]);
     if (s.comment) ud.push([UDATA_SET_COMMENT, commentBytes(s.comment, `set ${s.name}`)]);
     b.bytes(SET_ATTR.USERDATA, udata(ud));
   });
@@ -227,10 +228,11 @@ function putElement(list: AttrBuilder, e: Element, shape: ElementShape, withData
       if (data && e.timeoutMs !== undefined) el.be64(ELEM_ATTR.TIMEOUT, BigInt(e.timeoutMs));
       if (data && e.comment) el.bytes(ELEM_ATTR.USERDATA, udata([[UDATA_ELEM_COMMENT, commentBytes(e.comment, 'set element')]]));
     });
-  if (shape.rangesAsPairs && e.keyEnd) {
+  if (shape.rangesAsPairs) {
     one(e.key, 0, undefined, withData);
-    // The kernel's rbtree holds the first address after the range, flagged as an end.
-    const after = increment(e.keyEnd);
+    // The kernel's rbtree holds the first address after the range, flagged as an end
+    // (a single value is the range of one).
+    const after = increment(e.keyEnd ?? e.key);
     if (after) one(after, ELEM_FLAG.INTERVAL_END, undefined, false);
   } else {
     one(e.key, 0, e.keyEnd, withData);

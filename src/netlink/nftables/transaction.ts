@@ -9,8 +9,25 @@ import { CHAIN_ATTR, MSG, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_
 import * as enc from './encode.js';
 import type { Chain, Element, Family, Rule, SetDef, Table } from './types.js';
 
+/**
+ * One operation of a transaction as the caller asked for it, kept beside its
+ * encoding so other transports (nft text, text.ts) can render the same delta.
+ */
+export type TxOp =
+  | { kind: 'add table' | 'create table'; table: Table }
+  | { kind: 'delete table'; family: Family; name: string; ifExists: boolean }
+  | { kind: 'add chain' | 'create chain'; chain: Chain }
+  | { kind: 'flush chain'; family: Family; table: string; chain: string }
+  | { kind: 'delete chain'; family: Family; table: string; chain: string; ifExists: boolean }
+  | { kind: 'add rule'; rule: Rule }
+  | { kind: 'add set' | 'create set' | 'flush set'; set: SetDef }
+  | { kind: 'delete set'; family: Family; table: string; name: string; ifExists: boolean }
+  | { kind: 'add element'; set: SetDef; elements: readonly Element[]; exclusive: boolean }
+  | { kind: 'delete element'; set: SetDef; elements: readonly Element[]; ifExists: boolean };
+
 interface Op {
   what: string;
+  op: TxOp;
   parts: BatchPart[];
 }
 
@@ -38,76 +55,81 @@ function setName(s: { family: Family; table: string; name: string }): string {
 export class Transaction {
   private readonly ops: Op[] = [];
 
-  private push(what: string, parts: BatchPart | BatchPart[]): this {
-    this.ops.push({ what, parts: Array.isArray(parts) ? parts : [parts] });
+  private push(what: string, op: TxOp, parts: BatchPart | BatchPart[]): this {
+    this.ops.push({ what, op, parts: Array.isArray(parts) ? parts : [parts] });
     return this;
   }
 
   /** Adds a table, keeping it (and its contents) when it exists. */
   addTable(t: Table): this {
-    return this.push(`add table ${t.family} ${t.name}`, enc.newTable(t));
+    return this.push(`add table ${t.family} ${t.name}`, { kind: 'add table', table: t }, enc.newTable(t));
   }
 
   /** Adds a table, failing with EEXIST when it exists. */
   createTable(t: Table): this {
-    return this.push(`create table ${t.family} ${t.name}`, enc.newTable(t, { exclusive: true }));
+    return this.push(`create table ${t.family} ${t.name}`, { kind: 'create table', table: t }, enc.newTable(t, { exclusive: true }));
   }
 
   deleteTable(family: Family, name: string, opts: { ifExists?: boolean } = {}): this {
-    return this.push(`delete table ${family} ${name}`, enc.delTable(family, name, opts.ifExists));
+    return this.push(`delete table ${family} ${name}`, { kind: 'delete table', family, name, ifExists: opts.ifExists ?? false }, enc.delTable(family, name, opts.ifExists));
   }
 
   addChain(c: Chain): this {
-    return this.push(`add chain ${setName(c)}`, enc.newChain(c));
+    return this.push(`add chain ${setName(c)}`, { kind: 'add chain', chain: c }, enc.newChain(c));
   }
 
   createChain(c: Chain): this {
-    return this.push(`create chain ${setName(c)}`, enc.newChain(c, { exclusive: true }));
+    return this.push(`create chain ${setName(c)}`, { kind: 'create chain', chain: c }, enc.newChain(c, { exclusive: true }));
   }
 
   flushChain(family: Family, table: string, chain: string): this {
-    return this.push(`flush chain ${family} ${table} ${chain}`, enc.flushChain(family, table, chain));
+    return this.push(`flush chain ${family} ${table} ${chain}`, { kind: 'flush chain', family, table, chain }, enc.flushChain(family, table, chain));
   }
 
   deleteChain(family: Family, table: string, chain: string, opts: { ifExists?: boolean } = {}): this {
-    return this.push(`delete chain ${family} ${table} ${chain}`, enc.delChain(family, table, chain, opts.ifExists));
+    return this.push(`delete chain ${family} ${table} ${chain}`, { kind: 'delete chain', family, table, chain, ifExists: opts.ifExists ?? false }, enc.delChain(family, table, chain, opts.ifExists));
   }
 
   addRule(r: Rule): this {
-    return this.push(`add rule ${r.family} ${r.table} ${r.chain}${r.comment ? ` (${r.comment})` : ''}`, enc.newRule(r));
+    return this.push(`add rule ${r.family} ${r.table} ${r.chain}${r.comment ? ` (${r.comment})` : ''}`, { kind: 'add rule', rule: r }, enc.newRule(r));
   }
 
   /** Adds a set or map; an existing one with the same properties is kept with its elements. */
   addSet(s: SetDef): this {
-    return this.push(`add ${s.data ? 'map' : 'set'} ${setName(s)}`, enc.newSet(s));
+    return this.push(`add ${s.data ? 'map' : 'set'} ${setName(s)}`, { kind: 'add set', set: s }, enc.newSet(s));
   }
 
   createSet(s: SetDef): this {
-    return this.push(`create ${s.data ? 'map' : 'set'} ${setName(s)}`, enc.newSet(s, { exclusive: true }));
+    return this.push(`create ${s.data ? 'map' : 'set'} ${setName(s)}`, { kind: 'create set', set: s }, enc.newSet(s, { exclusive: true }));
   }
 
   flushSet(s: SetDef): this {
-    return this.push(`flush set ${setName(s)}`, enc.flushSet(s.family, s.table, s.name));
+    return this.push(`flush set ${setName(s)}`, { kind: 'flush set', set: s }, enc.flushSet(s.family, s.table, s.name));
   }
 
   deleteSet(family: Family, table: string, name: string, opts: { ifExists?: boolean } = {}): this {
-    return this.push(`delete set ${family} ${table} ${name}`, enc.delSet(family, table, name, opts.ifExists));
+    return this.push(`delete set ${family} ${table} ${name}`, { kind: 'delete set', family, table, name, ifExists: opts.ifExists ?? false }, enc.delSet(family, table, name, opts.ifExists));
   }
 
   /** Adds elements; an identical existing element is kept (with exclusive: EEXIST). */
   addElements(s: SetDef, elements: readonly Element[], opts: { exclusive?: boolean } = {}): this {
     if (elements.length === 0) return this;
-    return this.push(`add element ${setName(s)} (${elements.length})`, enc.newElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts));
+    return this.push(`add element ${setName(s)} (${elements.length})`, { kind: 'add element', set: s, elements, exclusive: opts.exclusive ?? false }, enc.newElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts));
   }
 
   /** Deletes elements by key; ifExists makes missing ones no error (Linux 6.3+). */
   deleteElements(s: SetDef, elements: readonly Element[], opts: { ifExists?: boolean } = {}): this {
     if (elements.length === 0) return this;
-    return this.push(`delete element ${setName(s)} (${elements.length})`, enc.delElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts.ifExists));
+    return this.push(`delete element ${setName(s)} (${elements.length})`, { kind: 'delete element', set: s, elements, ifExists: opts.ifExists ?? false }, enc.delElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts.ifExists));
   }
 
   get size(): number {
     return this.ops.length;
+  }
+
+  /** The operations in order, as typed objects (what text.ts renders). */
+  operations(): TxOp[] {
+    return this.ops.map((o) => o.op);
   }
 
   /** The messages between BATCH_BEGIN and BATCH_END, each with the op it belongs to. */

@@ -9,9 +9,12 @@ import type { ProxyBackend, ProxyConfig, ServiceView, SyncRequest, SyncResult } 
 import { LayoutRenderer, ServiceIds, TABLE } from './layout.js';
 import { planDelta, planFull, SharedElements } from './plan.js';
 import { readTableNames, type TableNames } from './readback.js';
+import { createTransport, type NftTransport, type TransportKind } from './transport.js';
 
 export interface NftablesOptions {
   netnsPath?: string;
+  /** netlink (default): one nf_tables batch; nft: the same transaction as `nft -f -` text (transport.ts). */
+  transport?: TransportKind | NftTransport;
 }
 
 export class NftablesProxier implements ProxyBackend {
@@ -22,6 +25,7 @@ export class NftablesProxier implements ProxyBackend {
   private readonly shared = new SharedElements();
   /** The views the kernel holds, by service port name (null: unknown, the next sync is full). */
   private committed: Map<string, ServiceView> | null = null;
+  private readonly transport: NftTransport;
 
   constructor(
     private readonly config: ProxyConfig,
@@ -29,6 +33,7 @@ export class NftablesProxier implements ProxyBackend {
   ) {
     this.family = config.family;
     this.render = new LayoutRenderer(config);
+    this.transport = createTransport(opts.transport, opts.netnsPath);
   }
 
   async sync(req: SyncRequest): Promise<SyncResult> {
@@ -67,7 +72,7 @@ export class NftablesProxier implements ProxyBackend {
 
   async cleanup(): Promise<void> {
     const fam = this.config.family === 4 ? 'ip' : 'ip6';
-    await this.commit(new Transaction().addTable({ family: fam, name: TABLE }).deleteTable(fam, TABLE));
+    await this.transport.commit(new Transaction().addTable({ family: fam, name: TABLE }).deleteTable(fam, TABLE));
     this.committed = null;
   }
 
@@ -75,16 +80,12 @@ export class NftablesProxier implements ProxyBackend {
     // (nftperf) The netlink transport should keep one socket for the backend's life:
     // closing a socket after a batch that deleted anything waits for RCU (5-35 ms),
     // most of a one-endpoint change.
-    const c = NftConnection.open(this.opts.netnsPath);
-    try {
-      c.commit(tx);
-    } finally {
-      c.close();
-    }
+    await this.transport.commit(tx);
   }
 
   /** The names the kernel holds in podwire's table (one dump of chains, one of sets); a dry run reads nothing. */
   private readBack(): TableNames | null {
+    if (this.transport.kind === 'record') return null;
     const c = NftConnection.open(this.opts.netnsPath);
     try {
       return readTableNames(c, this.render.family, TABLE);
