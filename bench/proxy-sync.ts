@@ -1,4 +1,8 @@
-// npm run bench -- proxy-sync [--mode iptables] [--sizes 1000,5000,10000] [--flavours nft,legacy]
+// npm run bench -- proxy-sync [--mode iptables|nftables|ipvs] [--sizes 1000,5000,10000] [--flavours nft,legacy]
+//
+// --mode nftables runs bench/proxy-sync-nft.ts's benchmark and --mode ipvs
+// bench/proxy-sync-ipvs.ts's (which boots the IPVS VM), as child processes
+// with the same --sizes; the rest of this file is the iptables benchmark.
 //
 // Synthetic clusters of N services x 10 endpoints (one endpoint of ten on this
 // node, every tenth service with a node port), programmed into a fresh
@@ -6,7 +10,10 @@
 // iptables-restore), rule lines (and kube-proxy's for the same cluster), a
 // one-endpoint change, one service added, and the process RSS.
 // One function per mode (benchIptables), so other backends add theirs beside it.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { IptablesBackend } from '../src/proxy/iptables/index.js';
 import type { Flavour } from '../src/proxy/iptables/index.js';
 import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
@@ -124,11 +131,32 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
   }
 }
 
+/** The other modes' benchmarks, built beside this one (dist/bench/NAME.mjs), and how they take the sizes. */
+const OTHER_MODES: Record<string, { bench: string; sizeArgs: (sizes: string | null) => string[] }> = {
+  nftables: { bench: 'proxy-sync-nft', sizeArgs: (sizes) => (sizes ? ['--sizes', sizes] : []) },
+  ipvs: { bench: 'proxy-sync-ipvs', sizeArgs: (sizes) => (sizes ? sizes.split(',') : []) },
+};
+
+/** Runs another mode's benchmark as a child with this terminal; returns its exit code. */
+function runOtherMode(mode: string): number {
+  const other = OTHER_MODES[mode]!;
+  const file = join(dirname(fileURLToPath(import.meta.url)), `${other.bench}.mjs`);
+  if (!existsSync(file)) throw new Error(`proxy-sync --mode ${mode}: ${file} is missing (run npm run build)`);
+  const sizes = args.includes('--sizes') ? opt('sizes', '') : null;
+  const r = spawnSync(process.execPath, [file, ...other.sizeArgs(sizes)], { stdio: 'inherit' });
+  if (r.error) throw new Error(`proxy-sync --mode ${mode}: cannot run ${file}: ${r.error.message}`);
+  return r.status ?? 1;
+}
+
 async function main(): Promise<void> {
   const mode = opt('mode', 'iptables');
+  if (mode in OTHER_MODES) {
+    process.exitCode = runOtherMode(mode);
+    return;
+  }
+  if (mode !== 'iptables') throw new Error(`proxy-sync: unknown --mode ${mode} (iptables, ${Object.keys(OTHER_MODES).join(', ')})`);
   const sizes = opt('sizes', '1000,5000,10000').split(',').map(Number);
   const flavours = opt('flavours', 'nft,legacy').split(',') as Flavour[];
-  if (mode !== 'iptables') throw new Error(`proxy-sync: mode ${mode} is not implemented here (iptables only)`);
   const rows: Record<string, string | number>[] = [];
   for (const flavour of flavours) for (const size of sizes) {
     const row = await benchIptables(size, flavour);
