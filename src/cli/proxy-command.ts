@@ -5,6 +5,8 @@ import { hostname } from 'node:os';
 import { defaultSettings, loadConfigFile, type ProxySettings } from '../config/kube-proxy-config.js';
 import { parseDuration } from '../config/duration.js';
 import { createBackend } from '../proxy/backends.js';
+import { createNftablesBackend } from '../proxy/nftables/index.js';
+import { RecordingTransport, type TransportKind } from '../proxy/nftables/transport.js';
 import { Proxier } from '../proxy/core/proxier.js';
 import { ProxyHealth } from '../proxy/health/proxy-health.js';
 import { ServiceHealthServers, startHealthzServer, startMetricsServer } from '../proxy/health/servers.js';
@@ -39,6 +41,8 @@ interface Flags {
   master?: string;
   cleanup?: boolean;
   manifests?: string;
+  dryRun?: boolean;
+  nftablesTransport?: string;
   v?: string;
 }
 
@@ -108,8 +112,27 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
     log.error({}, (e as Error).message);
     process.exit(1);
   }
+  const transport = flags.nftablesTransport ?? 'netlink';
+  if (transport !== 'netlink' && transport !== 'nft') {
+    log.error({}, `--nftables-transport ${transport}: choose netlink or nft`);
+    process.exit(1);
+  }
+  if (flags.dryRun && (s.mode !== 'nftables' || flags.cleanup)) {
+    log.error({}, `--dry-run prints the nftables script of the first full sync: it needs --proxy-mode=nftables${flags.cleanup ? ' and no --cleanup' : ''}`);
+    process.exit(1);
+  }
+  // --dry-run: the nftables backends record their transactions as nft text and touch nothing.
+  const recorders = new Map<IPFamily, RecordingTransport>();
   const backends = new Map<IPFamily, ProxyBackend>();
-  for (const c of familyConfigs(s)) backends.set(c.family, createBackend(s.mode, c, s));
+  for (const c of familyConfigs(s)) {
+    if (s.mode !== 'nftables') {
+      backends.set(c.family, createBackend(s.mode, c, s));
+      continue;
+    }
+    const rec = flags.dryRun ? new RecordingTransport() : undefined;
+    if (rec) recorders.set(c.family, rec);
+    backends.set(c.family, createNftablesBackend(c, { transport: rec ?? (transport as TransportKind) }));
+  }
 
   if (flags.cleanup) {
     let failed = false;
@@ -126,6 +149,10 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
   }
 
   const nodeName = (s.hostnameOverride || hostname()).toLowerCase();
+  if (flags.dryRun) {
+    await dryRun(makeSource(flags, s, nodeName, log), nodeName, backends, recorders, log);
+    return;
+  }
   const health = new ProxyHealth(2 * s.syncPeriodMs);
   const serviceHealth = new ServiceHealthServers(health, (port, err) => log.warn({ port, err: String(err) }, 'health-check node port unavailable'));
   const ipvsMode = s.mode === 'ipvs';
@@ -139,23 +166,7 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
     serviceHealth,
   });
 
-  let source: ConfigSource;
-  if (flags.manifests) {
-    source = new ManifestsSource(flags.manifests, nodeName, log);
-  } else {
-    const kl = {
-      info: (msg: string, extra?: object) => log.info(extra ?? {}, msg),
-      warn: (msg: string, extra?: object) => log.warn(extra ?? {}, msg),
-      error: (msg: string, extra?: object) => log.error(extra ?? {}, msg),
-      debug: (msg: string, extra?: object) => log.debug(extra ?? {}, msg),
-    };
-    try {
-      source = createKubernetesSource({ kubeconfig: s.kubeconfig || undefined, master: s.master || undefined, nodeName, log: kl });
-    } catch (e) {
-      log.error({}, `no configuration source: ${(e as Error).message} (give --manifests DIR, --kubeconfig or --master, or run in a pod)`);
-      process.exit(1);
-    }
-  }
+  const source = makeSource(flags, s, nodeName, log);
 
   try {
     if (s.healthzBindAddress) await startHealthzServer(s.healthzBindAddress, health, () => true);
@@ -176,6 +187,50 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   log.info({ mode: s.mode, node: nodeName, families: [...backends.keys()], source: flags.manifests ? `manifests ${flags.manifests}` : 'kubernetes' }, 'starting podwire proxy');
   await source.start(proxier);
+}
+
+/** The manifests directory when given, else the Kubernetes API; exits when neither is usable. */
+function makeSource(flags: Flags, s: ProxySettings, nodeName: string, log: ReturnType<typeof createLogger>): ConfigSource {
+  let source: ConfigSource;
+  if (flags.manifests) {
+    source = new ManifestsSource(flags.manifests, nodeName, log);
+  } else {
+    const kl = {
+      info: (msg: string, extra?: object) => log.info(extra ?? {}, msg),
+      warn: (msg: string, extra?: object) => log.warn(extra ?? {}, msg),
+      error: (msg: string, extra?: object) => log.error(extra ?? {}, msg),
+      debug: (msg: string, extra?: object) => log.debug(extra ?? {}, msg),
+    };
+    try {
+      source = createKubernetesSource({ kubeconfig: s.kubeconfig || undefined, master: s.master || undefined, nodeName, log: kl });
+    } catch (e) {
+      log.error({}, `no configuration source: ${(e as Error).message} (give --manifests DIR, --kubeconfig or --master, or run in a pod)`);
+      process.exit(1);
+    }
+  }
+  return source;
+}
+
+/**
+ * --dry-run: the first full sync of the source's initial state, printed as
+ * `nft -f` text on stdout (one script per IP family); no netlink socket, no
+ * nft, no conntrack, no listening socket.
+ */
+async function dryRun(source: ConfigSource, nodeName: string, backends: Map<IPFamily, ProxyBackend>, recorders: Map<IPFamily, RecordingTransport>, log: ReturnType<typeof createLogger>): Promise<void> {
+  const proxier = new Proxier({ nodeName, backends, minSyncPeriodMs: 0, syncPeriodMs: 3_600_000, log, conntrack: null });
+  const synced = proxier.nextSync();
+  await source.start(proxier);
+  await synced;
+  proxier.stop();
+  await source.stop();
+  const scripts = [...recorders.entries()].map(([family, r]) => ({ family, text: r.text() }));
+  const missing = scripts.filter((x) => x.text.length === 0).map((x) => `IPv${x.family}`);
+  if (missing.length > 0) {
+    log.error({ families: missing }, 'dry run: the first sync failed; nothing to print');
+    process.exit(1);
+  }
+  for (const { text } of scripts) process.stdout.write(text.join(''));
+  process.exit(0);
 }
 
 export function proxyCommand(): Command {
@@ -206,6 +261,8 @@ export function proxyCommand(): Command {
     .option('--master <url>', 'the API server address (overrides the kubeconfig)')
     .option('--cleanup', 'remove everything podwire programmed, then exit')
     .option('--manifests <dir>', 'read Services, EndpointSlices and Nodes from this directory instead of an API server')
+    .option('--dry-run', 'with --proxy-mode=nftables: print the first full sync as nft -f text and exit, touching nothing')
+    .addOption(new Option('--nftables-transport <kind>', 'how nftables mode programs the kernel: netlink (one batch) or nft (nft -f text)').default('netlink'))
     .option('-v, --v <level>', 'log verbosity', '0')
     .action((flags: Flags, c: Command) => runProxy(flags, c));
   return cmd;

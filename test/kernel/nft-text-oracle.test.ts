@@ -3,6 +3,10 @@
 // list the same (`nft -j list table`, handles removed), for every kind of
 // object and expression podwire uses, and for whole proxy layouts through
 // full and partial syncs.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   NftConnection,
@@ -351,5 +355,59 @@ describe('proxy layouts through both transports', () => {
     expect(err).toBeInstanceOf(NftCommandError);
     expect((err as Error).message).toMatch(/nft -f - failed \(exit 1\); nothing was applied: .*No such file or directory/s);
     expect((await nsRun(ns, 'nft', ['list', 'table', 'ip', 'tf'])).code).not.toBe(0);
+  });
+});
+
+// ---- podwire proxy --dry-run through the real CLI (npm run build first) ----
+
+const PODWIRE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podwire');
+
+function manifests(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pw-nfttext-'));
+  const svc = (name: string, ip: string, extra: object) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
+    spec: { type: 'ClusterIP', clusterIP: ip, clusterIPs: [ip], ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }], selector: { app: name }, ...extra } });
+  const slice = (name: string, ips: string[]) => ({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
+    addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    endpoints: ips.map((ip, i) => ({ addresses: [ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: i === 0 ? 'node-1' : 'node-2' })) });
+  const items = [
+    svc('web', '10.96.0.10', { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080, protocol: 'TCP' }] }),
+    slice('web', ['10.244.1.5', '10.244.2.5', '10.244.2.6']),
+    svc('sticky', '10.96.0.13', { sessionAffinity: 'ClientIP' }),
+    slice('sticky', ['10.244.1.7', '10.244.2.7']),
+    svc('empty', '10.96.0.12', {}),
+  ];
+  writeFileSync(join(dir, 'all.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+  return dir;
+}
+
+describe('podwire proxy --dry-run', () => {
+  it('prints the full sync as nft text that loads into a fresh namespace, and touches nothing', async () => {
+    const dir = manifests();
+    try {
+      const [where, fresh] = await Promise.all([scope.create('dry-run'), scope.create('dry-load')]);
+      const env = { ...process.env };
+      delete env.NODE_EXTRA_CA_CERTS;
+      const r = await nsRun(where, process.execPath, [PODWIRE, 'proxy', '--proxy-mode', 'nftables', '--manifests', dir, '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--dry-run'], { env, timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^add table ip podwire/);
+      expect(r.stdout).toContain('add element ip podwire service-ips { ');
+      expect(r.stdout).toMatch(/10\.96\.0\.10 \. tcp \. 80 : goto svc-\d+/);
+      expect(r.stdout).toMatch(/add element ip podwire no-endpoint-services \{ 10\.96\.0\.12 \. tcp \. 80 \}/);
+      // Nothing programmed where it ran.
+      expect((await nsMust(where, 'nft', ['list', 'ruleset'])).trim()).toBe('');
+      await nsMust(fresh, 'nft', ['-c', '-f', '-'], { input: r.stdout });
+      await nsMust(fresh, 'nft', ['-f', '-'], { input: r.stdout });
+      const listed = await nsMust(fresh, 'nft', ['list', 'map', 'ip', 'podwire', 'endpoints']);
+      for (const ip of ['10.244.1.5', '10.244.2.5', '10.244.2.6']) expect(listed).toContain(`${ip} . 8080`);
+      // The same flags in iptables mode are refused, not silently run.
+      const ipt = await nsRun(where, process.execPath, [PODWIRE, 'proxy', '--proxy-mode', 'iptables', '--manifests', dir, '--dry-run'], { env, timeoutMs: 30_000 });
+      expect(ipt.code).toBe(1);
+      expect(ipt.stderr).toContain('--dry-run');
+      const bad = await nsRun(where, process.execPath, [PODWIRE, 'proxy', '--proxy-mode', 'nftables', '--manifests', dir, '--nftables-transport', 'carrier-pigeon'], { env, timeoutMs: 30_000 });
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('--nftables-transport carrier-pigeon: choose netlink or nft');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
