@@ -74,12 +74,10 @@ export class NftablesProxier implements ProxyBackend {
     const fam = this.config.family === 4 ? 'ip' : 'ip6';
     await this.transport.commit(new Transaction().addTable({ family: fam, name: TABLE }).deleteTable(fam, TABLE));
     this.committed = null;
+    this.transport.close?.();
   }
 
   private async commit(tx: Transaction): Promise<void> {
-    // (nftperf) The netlink transport should keep one socket for the backend's life:
-    // closing a socket after a batch that deleted anything waits for RCU (5-35 ms),
-    // most of a one-endpoint change.
     await this.transport.commit(tx);
   }
 
