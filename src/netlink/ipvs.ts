@@ -159,7 +159,8 @@ export function serviceKeyString(k: VirtualServerKey): string {
 }
 
 export function destKeyString(d: RealServerKey): string {
-  return familyOf(d.address) === 6 ? `[${canonicalAddress(d.address)}]:${d.port}` : `${d.address}:${d.port}`;
+  // Only IPv6 text has colons: no parse for the common case (full syncs key 100k real servers).
+  return d.address.includes(':') ? `[${canonicalAddress(d.address)}]:${d.port}` : `${d.address}:${d.port}`;
 }
 
 function writeServiceKey(b: AttrBuilder, k: VirtualServerKey): void {

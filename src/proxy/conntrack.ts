@@ -40,8 +40,9 @@ export function staleConntrackCommands(
       const still = new Set((cur?.allEndpoints ?? []).map((e) => `${e.ip}:${e.port}`));
       for (const ep of prev.allEndpoints) {
         if (still.has(`${ep.ip}:${ep.port}`)) continue;
-        for (const ip of serviceIPs(prev)) cmds.push(['-D', ...fam, '-p', 'udp', '--orig-dst', ip, '--dst-nat', ep.ip]);
-        if (prev.info.nodePort) cmds.push(['-D', ...fam, '-p', 'udp', '--orig-port-dst', String(prev.info.nodePort), '--dst-nat', ep.ip]);
+        // Matched by the reply's source, not --dst-nat: IPVS rewrites the reply tuple without setting the DNAT status bit.
+        for (const ip of serviceIPs(prev)) cmds.push(['-D', ...fam, '-p', 'udp', '--orig-dst', ip, '--reply-src', ep.ip]);
+        if (prev.info.nodePort) cmds.push(['-D', ...fam, '-p', 'udp', '--orig-port-dst', String(prev.info.nodePort), '--reply-src', ep.ip]);
       }
     }
     if (cur && cur.info.protocol === 'UDP' && cur.allEndpoints.length > 0 && (prev?.allEndpoints.length ?? 0) === 0) {

@@ -1,10 +1,12 @@
 // Generic-netlink IPVS encoding, checked against what the kernel reports
 // through ipvsadm -Ln and /proc/net/ip_vs.
-import { Ipvs, IPVS_SVC_F_PERSISTENT, type VirtualServer } from '../../src/netlink/ipvs.js';
+import { Ipvs, IPVS_SVC_F_PERSISTENT, serviceKeyString, type VirtualServer } from '../../src/netlink/ipvs.js';
+import { parseProcIpvs, readKernelTable, readProcIpvs } from '../../src/proxy/ipvs/snapshot.js';
 import { assert, test } from './harness.js';
 import { addNs, delNs, inNs } from './sh.js';
 
 const NS = 'pw-t-ipvs-genl';
+const NS_PATH = `/run/netns/${NS}`;
 
 function withNs(fn: (ipvs: Ipvs) => void): void {
   delNs(NS);
@@ -100,4 +102,22 @@ test('genl: global timeouts set and read back', () =>
     ipvs.setTimeouts({ tcp: 900, tcpFin: 120, udp: 300 });
     assert.deepEqual(ipvs.getTimeouts(), { tcp: 900, tcpFin: 120, udp: 300 });
     assert.match(inNs(NS, 'ipvsadm', ['-L', '--timeout']), /Timeout \(tcp tcpfin udp\): 900 120 300/);
+  }));
+
+test('genl: one read of /proc/net/ip_vs gives the real servers netlink lists, per virtual server', () =>
+  withNs((ipvs) => {
+    const v6: VirtualServer = { family: 6, protocol: 'UDP', address: 'fd00:96::35', port: 53, scheduler: 'rr', flags: 0, timeout: 0 };
+    const sctp: VirtualServer = { ...svc, protocol: 'SCTP', port: 9 };
+    for (const s of [svc, v6, sctp]) ipvs.addService(s);
+    ipvs.addDestination(svc, { address: '10.1.0.2', port: 8080, weight: 1 });
+    ipvs.addDestination(svc, { address: '10.1.0.3', port: 8081, weight: 9, forward: 'route' });
+    ipvs.addDestination(v6, { address: 'fd00:1::2', port: 5353, weight: 2 });
+    const proc = parseProcIpvs(readProcIpvs(NS_PATH));
+    for (const s of [svc, v6, sctp]) {
+      const fromNetlink = ipvs.listDestinations(s).map((d) => ({ ...d, upperThreshold: 0, lowerThreshold: 0, persistConns: 0 }));
+      assert.deepEqual(proc.get(serviceKeyString(s)), fromNetlink, serviceKeyString(s));
+    }
+    const table = readKernelTable(ipvs, NS_PATH, 4, () => false);
+    assert.deepEqual([...table.keys()].sort(), ['SCTP/10.96.0.10:9', 'TCP/10.96.0.10:80']);
+    assert.equal(table.get('TCP/10.96.0.10:80')?.service.scheduler, 'rr');
   }));

@@ -13,11 +13,13 @@ export function test(name: string, fn: TestFn): void {
   tests.push({ name, fn });
 }
 
+/** filter: a regular expression over test names (e.g. 'setup|UDP'). */
 export async function runTests(filter?: string): Promise<number> {
+  const only = filter ? new RegExp(filter) : null;
   let passed = 0;
   let failed = 0;
   for (const t of tests) {
-    if (filter && !t.name.includes(filter)) continue;
+    if (only && !only.test(t.name)) continue;
     const t0 = performance.now();
     try {
       await t.fn();

@@ -1,11 +1,14 @@
 // Pure logic of the IPVS backend: what one service port renders, the
-// reference-counted desired index, and the plan for one virtual server.
+// reference-counted desired index, the plan for one virtual server, and the
+// parsers of what a full sync reads back (/proc/net/ip_vs, ipset save, iptables-save).
 import { describe, expect, it } from 'vitest';
 import type { RealServerStatus } from '../../src/netlink/ipvs.js';
 import { DesiredIndex } from '../../src/proxy/ipvs/desired.js';
 import { planServer } from '../../src/proxy/ipvs/reconcile.js';
 import { renderPort } from '../../src/proxy/ipvs/render.js';
-import { renderRestore } from '../../src/proxy/ipvs/rules.js';
+import { parseIpsetSave, renderSetRepair } from '../../src/proxy/ipvs/ipset.js';
+import { ownedRules, renderRestore } from '../../src/proxy/ipvs/rules.js';
+import { parseProcIpvs } from '../../src/proxy/ipvs/snapshot.js';
 import type { EndpointInfo, ProxyConfig, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
 
 const info = (over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
@@ -41,10 +44,10 @@ describe('renderPort', () => {
   });
 
   it('marks a service without endpoints for rejection, and honours the scheduler annotation', () => {
-    const r = renderPort(view({ ...info(), ipvsScheduler: 'mh' } as ServicePortInfo, []), opts);
+    const r = renderPort(view(info({ ipvsScheduler: 'mh' }), []), opts);
     expect(r.servers[0]!.service.scheduler).toBe('mh');
     expect(r.setEntries).toContainEqual(['NO_ENDPOINTS', '10.96.0.10,tcp:80']);
-    const bad = renderPort(view({ ...info(), ipvsScheduler: 'bogus' } as ServicePortInfo, []), opts);
+    const bad = renderPort(view(info({ ipvsScheduler: 'bogus' }), []), opts);
     expect(bad.servers[0]!.service.scheduler).toBe('rr');
   });
 });
@@ -103,5 +106,100 @@ describe('rules', () => {
     expect(text).not.toContain('-I PREROUTING 1');
     expect(text).toContain('-I OUTPUT 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
     expect(text).toContain('--or-mark 0x4000');
+  });
+});
+
+describe('full-sync read-back', () => {
+  // As the VM's kernel (6.1) prints them.
+  const proc = [
+    'IP Virtual Server version 1.2.1 (size=4096)',
+    'Prot LocalAddress:Port Scheduler Flags',
+    '  -> RemoteAddress:Port Forward Weight ActiveConn InActConn',
+    'SCTP  0A60000B:0050 rr  ',
+    'TCP  0A60000A:0050 rr  ',
+    '  -> 0A010002:1F90      Masq    3      2          7         ',
+    'TCP  [fd00:0096:0000:0000:0000:0000:0000:000a]:01BB sh persistent 75000 80000000',
+    '  -> [fd00:0001:0000:0000:0000:0000:0000:0002]:20FB      Masq    1      0          0         ',
+    'UDP  0A60000A:0035 rr  persistent 150000 FFFFFFFF',
+    '  -> 0A010003:0035      Masq    1      0          0         ',
+    'FWM  00000005 rr ',
+    '  -> 0A010004:0000      Route   1      0          0         ',
+    '',
+  ].join('\n');
+
+  it('/proc/net/ip_vs gives every real server by virtual server, fwmark services left out', () => {
+    const m = parseProcIpvs(proc);
+    expect([...m.keys()]).toEqual(['SCTP/10.96.0.11:80', 'TCP/10.96.0.10:80', 'TCP/[fd00:96::a]:443', 'UDP/10.96.0.10:53']);
+    expect(m.get('SCTP/10.96.0.11:80')).toEqual([]);
+    expect(m.get('TCP/10.96.0.10:80')).toEqual([
+      { family: 4, address: '10.1.0.2', port: 8080, forward: 'masq', weight: 3, upperThreshold: 0, lowerThreshold: 0, activeConns: 2, inactiveConns: 7, persistConns: 0 },
+    ]);
+    expect(m.get('TCP/[fd00:96::a]:443')!.map((d) => [d.family, d.address, d.port])).toEqual([[6, 'fd00:1::2', 8443]]);
+    expect(m.get('UDP/10.96.0.10:53')!.map((d) => `${d.address}:${d.port}`)).toEqual(['10.1.0.3:53']);
+  });
+
+  const save = [
+    'create KUBE-LOAD-BALANCER-SOURCE-CIDR hash:ip,port,net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x67a0f35b',
+    'add KUBE-LOAD-BALANCER-SOURCE-CIDR 10.0.0.1,sctp:80,10.2.0.0/24',
+    'add KUBE-LOAD-BALANCER-SOURCE-CIDR 10.0.0.1,tcp:80,10.2.0.2',
+    'create KUBE-NODE-PORT-TCP bitmap:port range 0-65535',
+    'add KUBE-NODE-PORT-TCP 30080',
+    'create KUBE-CLUSTER-IP hash:ip,port family inet6 hashsize 1024 maxelem 65536 bucketsize 12 initval 0x226280fb',
+    '',
+  ].join('\n');
+
+  it('ipset save against the desired members: nothing to send when they match (nets as ipset prints them)', () => {
+    const saved = parseIpsetSave(save);
+    expect(saved.get('KUBE-NODE-PORT-TCP')).toEqual({ type: 'bitmap:port', family: undefined, members: new Set(['30080']) });
+    const want = new Map([
+      ['LOAD_BALANCER_SOURCE_CIDR', ['10.0.0.1,tcp:80,10.2.0.2/32', '10.0.0.1,sctp:80,10.2.0.5/24']],
+      ['NODE_PORT_TCP', ['30080']],
+    ] as const);
+    const r = renderSetRepair(4, want, saved);
+    // Every other set is missing (built and swapped in, empty); KUBE-CLUSTER-IP has the wrong family.
+    expect(r.text).toContain('swap PW-TMP-4-0 KUBE-CLUSTER-IP');
+    expect(r.text).not.toMatch(/^(add|del) KUBE-(NODE-PORT-TCP|LOAD-BALANCER-SOURCE-CIDR) /m);
+    expect(r.changes).toBe(0);
+  });
+
+  it('ipset save against the desired members: only the differences', () => {
+    const saved = parseIpsetSave(save);
+    const want = new Map([
+      ['LOAD_BALANCER_SOURCE_CIDR', ['10.0.0.1,tcp:80,10.2.0.2/32', '10.0.0.1,tcp:80,10.3.0.0/16']],
+      ['NODE_PORT_TCP', ['30080', '30081']],
+    ] as const);
+    const lines = renderSetRepair(4, want, saved).text.split('\n').filter((l) => / KUBE-(NODE-PORT-TCP|LOAD-BALANCER-SOURCE-CIDR) /.test(l));
+    expect(lines).toEqual([
+      'del KUBE-LOAD-BALANCER-SOURCE-CIDR 10.0.0.1,sctp:80,10.2.0.0/24 -exist',
+      'add KUBE-LOAD-BALANCER-SOURCE-CIDR 10.0.0.1,tcp:80,10.3.0.0/16 -exist',
+      'add KUBE-NODE-PORT-TCP 30081 -exist',
+    ]);
+  });
+
+  it("iptables-save: podwire's part is its chains' rules and its jumps, per table", () => {
+    const saved = [
+      '*mangle',
+      ':PREROUTING ACCEPT [0:0]',
+      '-A PREROUTING -j KUBE-SERVICES-NOT-OURS',
+      'COMMIT',
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':KUBE-SERVICES - [0:0]',
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A PREROUTING -j SOMEONE-ELSE',
+      '-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ',
+      'COMMIT',
+      '*filter',
+      '-A KUBE-NODE-PORT -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT',
+      'COMMIT',
+      '',
+    ].join('\n');
+    expect(ownedRules(saved).split('\n')).toEqual([
+      '*nat',
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ',
+      '*filter',
+      '-A KUBE-NODE-PORT -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT',
+    ]);
   });
 });

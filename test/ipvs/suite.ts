@@ -1,6 +1,7 @@
 // The in-VM suite: every IPVS test in one process, one VM boot.
 import './genl.js';
 import './traffic.js';
+import './features.js';
 import { runTests } from './harness.js';
 
 // Exit even when a failed test left a server process or a timer behind.

@@ -81,7 +81,7 @@ let backend: ProxyBackend;
 const web = port('web', { nodePort: 30080 });
 const sticky = port('sticky', { clusterIP: '10.96.0.11', affinityTimeoutSeconds: 600 });
 const empty = port('empty', { clusterIP: '10.96.0.12' });
-const self = port('self', { clusterIP: '10.96.0.13', ipvsScheduler: 'wrr' } as Partial<ServicePortInfo>);
+const self = port('self', { clusterIP: '10.96.0.13', ipvsScheduler: 'wrr' });
 const both = [ep('10.1.0.2'), ep('10.1.0.3')];
 const full = () => state([view(web, both), view(sticky, both), view(empty, []), view(self, [ep('10.1.0.2')])]);
 

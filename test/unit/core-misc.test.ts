@@ -75,8 +75,8 @@ describe('UDP conntrack cleanup', () => {
   it('deletes only the flows of the removed endpoint', () => {
     const cmds = staleConntrackCommands(4, ['ns/dns:dns'], new Map([['ns/dns:dns', view([ep('10.0.0.1'), ep('10.0.0.2')], 'UDP', 30053)]]), new Map([['ns/dns:dns', view([ep('10.0.0.2')], 'UDP', 30053)]]));
     expect(cmds).toEqual([
-      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.53', '--dst-nat', '10.0.0.1'],
-      ['-D', '-p', 'udp', '--orig-port-dst', '30053', '--dst-nat', '10.0.0.1'],
+      ['-D', '-p', 'udp', '--orig-dst', '10.96.0.53', '--reply-src', '10.0.0.1'],
+      ['-D', '-p', 'udp', '--orig-port-dst', '30053', '--reply-src', '10.0.0.1'],
     ]);
   });
 

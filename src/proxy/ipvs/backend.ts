@@ -1,23 +1,27 @@
 // The IPVS proxy backend: reads the kernel's IPVS table and converges it to
 // the desired state, touching only what differs. A full sync compares every
 // virtual server (and so repairs `ipvsadm -C`), the addresses on kube-ipvs0,
-// every ipset and the fixed iptables rules; a partial sync renders and
-// compares only the changed service ports (plus any real servers still
-// draining), so its cost does not grow with the number of services.
+// every ipset and the fixed iptables rules, each read back in one go (one
+// service dump + /proc/net/ip_vs, one address dump, one `ipset save`, one
+// iptables-save), and re-renders only the service ports whose view changed,
+// so an idle full sync writes nothing. A partial sync renders and compares
+// only the changed service ports (plus any real servers still draining), so
+// its cost does not grow with the number of services.
 import { writeFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
-import { Ipvs, describeOp, familyOf, serviceKeyString, type IpvsOp } from '../../netlink/ipvs.js';
+import { Ipvs, describeOp, familyOf, type IpvsOp } from '../../netlink/ipvs.js';
 import { native } from '../../netlink/native.js';
 import { RouteNetlink } from '../../netlink/rtnetlink.js';
 import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from '../iptables/exec.js';
-import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, SyncRequest, SyncResult } from '../model.js';
+import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServiceView, SyncRequest, SyncResult } from '../model.js';
 import { DesiredIndex } from './desired.js';
-import { destroySets, ipsetRestore, renderFullSets, renderSetDelta } from './ipset.js';
+import { destroySets, ipsetRestore, ipsetSave, renderSetDelta, renderSetRepair } from './ipset.js';
 import { ensureDummy, hostCidr } from './link.js';
 import { IPVS_DUMMY_LINK } from './names.js';
 import { planServer, type KernelServer } from './reconcile.js';
 import { renderPort } from './render.js';
 import { removeRules, syncRules } from './rules.js';
+import { readKernelTable } from './snapshot.js';
 
 export interface IpvsBackendOptions {
   netnsPath?: string;
@@ -46,7 +50,11 @@ export class IpvsBackend implements ProxyBackend {
   private rt: RouteNetlink | null = null;
   private tool: IptablesTool | null = null;
   private index = new DesiredIndex();
-  private nodePortIPs = '';
+  /** The view each service port in the index was rendered from, and the options it was rendered with. */
+  private rendered = new Map<string, ServiceView>();
+  private renderKey = '';
+  /** podwire's iptables rules as they read back after the last write (rules.ts syncRules). */
+  private rulesSeen: string | null = null;
   /** Virtual servers with real servers at weight 0, waiting for connections to end. */
   private readonly draining = new Set<string>();
   private drainTimer: NodeJS.Timeout | null = null;
@@ -116,8 +124,17 @@ export class IpvsBackend implements ProxyBackend {
     const ipvs = this.ipvs!;
     const rt = this.rt!;
     const npIPs = this.computeNodePortIPs(req.state);
-    const full = req.changed === null || npIPs.join(',') !== this.nodePortIPs;
     const renderOpts = { family: this.family, scheduler: this.opts.scheduler ?? 'rr', nodePortIPs: npIPs };
+    const renderKey = `${renderOpts.scheduler}|${npIPs.join(',')}`;
+    const full = req.changed === null || renderKey !== this.renderKey;
+    const render = (name: string, view: ServiceView | undefined) => {
+      this.index.update(name, view ? renderPort(view, renderOpts) : null);
+      if (view) this.rendered.set(name, view);
+      else this.rendered.delete(name);
+    };
+    let ipsetChanges = 0;
+    let addressChanges = 0;
+    let rulesRewritten = false;
     const linkIndex = ensureDummy(rt);
     const ops: IpvsOp[] = [];
     const nowDraining = new Set<string>();
@@ -128,33 +145,41 @@ export class IpvsBackend implements ProxyBackend {
     };
 
     if (full) {
-      this.index = new DesiredIndex();
-      for (const [name, view] of req.state.services) this.index.update(name, renderPort(view, renderOpts));
-      this.index.takeDelta();
-      this.nodePortIPs = npIPs.join(',');
-      const kernel = new Map<string, KernelServer>();
-      for (const s of ipvs.listServices()) {
-        if (s.family !== this.family || this.excluded(s.address)) continue;
-        const k = serviceKeyString(s);
-        // Real servers matter only where they are compared; a server to delete needs none.
-        kernel.set(k, { service: s, dests: this.index.servers.has(k) ? ipvs.listDestinations(s) : [] });
+      if (renderKey !== this.renderKey) {
+        this.index = new DesiredIndex();
+        this.rendered.clear();
+        this.renderKey = renderKey;
       }
+      // Views are replaced, never mutated, when a service or its endpoints change: an unchanged view keeps its render.
+      for (const [name, view] of req.state.services) if (this.rendered.get(name) !== view) render(name, view);
+      for (const name of [...this.rendered.keys()]) if (!req.state.services.has(name)) render(name, undefined);
+      this.index.takeDelta();
+      const kernel = readKernelTable(ipvs, this.opts.netnsPath, this.family, (a) => this.excluded(a));
       for (const k of this.index.servers.keys()) plan(k, kernel.get(k));
       for (const [k, have] of kernel) if (!this.index.servers.has(k)) plan(k, have);
       // Addresses: exactly the desired ones on kube-ipvs0.
       const want = new Set([...this.index.addresses].map(hostCidr));
       const have = rt.listAddresses({ index: linkIndex, family: this.family });
-      for (const a of have) if (!want.has(a.cidr) && !this.excluded(a.address)) rt.deleteAddress(linkIndex, a.cidr);
-      const haveSet = new Set(have.map((a) => a.cidr));
-      for (const c of want) if (!haveSet.has(c)) rt.addAddress(linkIndex, c, { noDad: true });
-      await ipsetRestore(this.opts.netnsPath, renderFullSets(this.family, this.index.setMembers()));
-      this.tool ??= iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);
-      await syncRules(this.tool, this.config);
-    } else {
-      for (const name of req.changed!) {
-        const view = req.state.services.get(name);
-        this.index.update(name, view ? renderPort(view, renderOpts) : null);
+      for (const a of have) {
+        if (want.has(a.cidr) || this.excluded(a.address)) continue;
+        rt.deleteAddress(linkIndex, a.cidr);
+        addressChanges++;
       }
+      const haveSet = new Set(have.map((a) => a.cidr));
+      for (const c of want) {
+        if (haveSet.has(c)) continue;
+        rt.addAddress(linkIndex, c, { noDad: true });
+        addressChanges++;
+      }
+      const sets = renderSetRepair(this.family, this.index.setMembers(), await ipsetSave(this.opts.netnsPath));
+      await ipsetRestore(this.opts.netnsPath, sets.text);
+      ipsetChanges = sets.changes;
+      this.tool ??= iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);
+      const rules = await syncRules(this.tool, this.config, this.rulesSeen);
+      this.rulesSeen = rules.last;
+      rulesRewritten = rules.rewritten;
+    } else {
+      for (const name of req.changed!) render(name, req.state.services.get(name));
       const delta = this.index.takeDelta();
       for (const k of this.draining) delta.servers.add(k);
       for (const k of delta.servers) {
@@ -164,7 +189,9 @@ export class IpvsBackend implements ProxyBackend {
       }
       for (const a of delta.addressesRemoved) rt.deleteAddress(linkIndex, hostCidr(a));
       for (const a of delta.addressesAdded) rt.addAddress(linkIndex, hostCidr(a), { noDad: true, replace: true });
+      addressChanges = delta.addressesRemoved.length + delta.addressesAdded.length;
       await ipsetRestore(this.opts.netnsPath, renderSetDelta(this.family, delta.setAdded, delta.setRemoved));
+      ipsetChanges = delta.setAdded.length + delta.setRemoved.length;
     }
 
     const failed = ipvs.applyAll(ops);
@@ -177,7 +204,14 @@ export class IpvsBackend implements ProxyBackend {
     }
     return {
       full,
-      counts: { 'ipvs virtual servers': this.index.servers.size, 'ipvs changes': ops.length, 'ipvs draining': this.draining.size },
+      counts: {
+        'ipvs virtual servers': this.index.servers.size,
+        'ipvs changes': ops.length,
+        'ipvs draining': this.draining.size,
+        'address changes': addressChanges,
+        'ipset changes': ipsetChanges,
+        'rules rewritten': rulesRewritten ? 1 : 0,
+      },
     };
   }
 
@@ -227,6 +261,9 @@ export class IpvsBackend implements ProxyBackend {
     this.rt = null;
     this.setupDone = false;
     this.index = new DesiredIndex();
+    this.rendered.clear();
+    this.renderKey = '';
+    this.rulesSeen = null;
     this.draining.clear();
   }
 }

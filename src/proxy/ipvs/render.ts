@@ -6,11 +6,6 @@ import { IPVS_SVC_F_PERSISTENT, canonicalAddress, familyOf } from '../../netlink
 import type { EndpointInfo, IPFamily, ServicePortInfo, ServiceView } from '../model.js';
 import type { SetId } from './names.js';
 
-/** ServicePortInfo as the core may fill it for IPVS: the Service's scheduler annotation. */
-export interface IpvsServicePortInfo extends ServicePortInfo {
-  readonly ipvsScheduler?: string;
-}
-
 export interface DesiredVirtualServer {
   readonly service: VirtualServer;
   /** By "address:port" (destKeyString). */
@@ -35,7 +30,7 @@ export interface RenderOptions {
 /** Schedulers IPVS ships (ip_vs_<name>); anything else is refused before it reaches the kernel. */
 export const KNOWN_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos']);
 
-export function schedulerFor(info: IpvsServicePortInfo, fallback: string): string {
+export function schedulerFor(info: ServicePortInfo, fallback: string): string {
   const s = info.ipvsScheduler?.trim();
   return s && KNOWN_SCHEDULERS.has(s) ? s : fallback;
 }
@@ -57,7 +52,7 @@ function dests(eps: readonly EndpointInfo[]): RealServer[] {
 }
 
 export function renderPort(view: ServiceView, opts: RenderOptions): PortRender {
-  const info = view.info as IpvsServicePortInfo;
+  const info = view.info;
   const fam = opts.family;
   const proto = info.protocol;
   const pl = protoLower(proto);

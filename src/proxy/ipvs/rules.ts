@@ -1,8 +1,10 @@
 // The IPVS mode's iptables rules: a fixed set of lines from
 // rules-templates/ipvs/rules.tpl that match ipsets, written with one
-// iptables-restore --noflush on full syncs (podwire's chains are declared,
-// so flushed and refilled; the jumps from the built-in chains are inserted
-// only when missing).
+// iptables-restore --noflush (podwire's chains are declared, so flushed and
+// refilled; the jumps from the built-in chains are inserted only when
+// missing). A full sync reads the rules back with one iptables-save and
+// rewrites them only when podwire's part differs from what the last write
+// left (compared as iptables-save prints it, so no rule text is normalized).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,9 +76,43 @@ export function renderRestore(config: ProxyConfig, saved: string): string {
   return out.join('\n') + '\n';
 }
 
-export async function syncRules(tool: IptablesTool, config: ProxyConfig): Promise<void> {
-  const saved = (await tool.save('nat')) + (await tool.save('filter'));
+/**
+ * podwire's part of an iptables-save text (every table): the rules of its
+ * chains and its jumps from the built-in chains, per table, in order.
+ */
+export function ownedRules(saved: string): string {
+  const chains = renderChains({ family: 4, clusterCIDRs: [], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false });
+  const out: string[] = [];
+  let table = '';
+  let ours = new Set<string>();
+  let jumps = new Set<string>();
+  for (const line of saved.split('\n')) {
+    if (line.startsWith('*')) {
+      table = line.slice(1).trim();
+      const t = TABLES.find((x) => x === table);
+      ours = new Set(t ? chains[t].filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]!) : []);
+      jumps = new Set(t ? jumpLines(t) : []);
+      if (t) out.push(line);
+      continue;
+    }
+    if (!line.startsWith('-A ') || ours.size === 0) continue;
+    const chain = line.slice(3, line.indexOf(' ', 3));
+    if (ours.has(chain) || jumps.has(line.trim())) out.push(line.trim());
+  }
+  return out.join('\n');
+}
+
+/**
+ * Brings the rules to the rendered ones. `last` is what the previous call
+ * returned (podwire's part as it read back after writing): when the node
+ * still shows exactly that, nothing is written. Returns the new `last` and
+ * whether the rules were rewritten.
+ */
+export async function syncRules(tool: IptablesTool, config: ProxyConfig, last: string | null = null): Promise<{ last: string; rewritten: boolean }> {
+  const saved = await tool.save();
+  if (last !== null && ownedRules(saved) === last) return { last, rewritten: false };
   await tool.restore(renderRestore(config, saved));
+  return { last: ownedRules(await tool.save()), rewritten: true };
 }
 
 /** Removes the jumps and podwire's chains (what --cleanup does). Missing pieces are fine. */
