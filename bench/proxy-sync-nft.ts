@@ -1,16 +1,23 @@
-// npm run bench -- proxy-sync-nft [--sizes 1000,5000,10000]
+// npm run bench -- proxy-sync-nft [--sizes 1000,5000,10000] [--transports netlink,nft]
 //
-// The nftables backend (netlink transport) on synthetic clusters of N services
-// x 10 endpoints (every tenth service with a node port), each in a fresh
-// namespace pw-b-nft-<N> that it removes: cold full sync, a one-endpoint change
-// (partial sync), one service added (partial sync), and the process RSS.
-import { execFileSync } from 'node:child_process';
+// The nftables backend through both transports, side by side in one run
+// (issue 6): the netlink batch and `nft -f -` text. Synthetic clusters of N
+// services x 10 endpoints (every tenth service with a node port), each run in
+// a fresh namespace pw-b-nft-<N>-<transport> that it removes: cold full sync,
+// a one-endpoint change (partial sync), one service added (partial sync), and
+// the process RSS. Each (size, transport) runs in a child process of its own,
+// so its RSS is its own (the nft transport's nft processes are not counted).
+// One JSON line per size and transport.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createNftablesBackend } from '../src/proxy/nftables/index.js';
+import type { TransportKind } from '../src/proxy/nftables/transport.js';
 import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
 
 const args = process.argv.slice(2);
-const sizesArg = args.indexOf('--sizes');
-const sizes = (sizesArg >= 0 ? args[sizesArg + 1]! : '1000,5000,10000').split(',').map(Number);
+const arg = (name: string, def: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1]! : def;
+};
 const ENDPOINTS = 10;
 
 const ip4 = (base: number, n: number) => `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
@@ -34,12 +41,13 @@ const stateOf = (services: Map<string, ServiceView>): ProxyState => ({ family: 4
 const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
 const mib = (b: number) => Math.round(b / 1048576);
 
-for (const n of sizes) {
-  const ns = `pw-b-nft-${n}`;
+/** One size through one transport, in this process; prints its JSON line. */
+async function one(n: number, transport: TransportKind): Promise<void> {
+  const ns = `pw-b-nft-${n}-${transport}`;
   try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ }
   execFileSync('ip', ['netns', 'add', ns]);
   try {
-    const backend = createNftablesBackend(config, { netnsPath: `/run/netns/${ns}` });
+    const backend = createNftablesBackend(config, { netnsPath: `/run/netns/${ns}`, transport });
     const services = new Map<string, ServiceView>();
     for (let i = 0; i < n; i++) { const v = service(i); services.set(v.info.name, v); }
     let t = performance.now();
@@ -57,17 +65,33 @@ for (const n of sizes) {
     t = performance.now();
     const add = await backend.sync({ state: stateOf(services), changed: new Set([added.info.name]) });
     const addMs = performance.now() - t;
+    const rss = mib(process.memoryUsage().rss);
 
     const counts = JSON.parse(execFileSync('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'ip', 'podwire'], { maxBuffer: 1 << 30 }).toString()) as { nftables: Array<Record<string, unknown>> };
     const kinds: Record<string, number> = {};
     for (const o of counts.nftables) for (const k of Object.keys(o)) kinds[k] = (kinds[k] ?? 0) + 1;
     console.log(JSON.stringify({
-      services: n, endpoints: n * ENDPOINTS, 'cold sync ms': Math.round(coldMs),
+      services: n, endpoints: n * ENDPOINTS, transport, 'cold sync ms': Math.round(coldMs),
       'one endpoint ms': +epMs.toFixed(1), 'one endpoint full': ep.full, 'one service ms': +addMs.toFixed(1), 'one service full': add.full,
-      'kernel objects': kinds, 'rss MiB': mib(process.memoryUsage().rss),
+      'kernel objects': kinds, 'rss MiB': rss,
     }));
     await backend.cleanup();
   } finally {
     execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+if (args[0] === '--one') {
+  await one(Number(args[1]), args[2] as TransportKind);
+} else {
+  const sizes = arg('--sizes', '1000,5000,10000').split(',').map(Number);
+  const transports = arg('--transports', 'netlink,nft').split(',') as TransportKind[];
+  for (const t of transports) if (t !== 'netlink' && t !== 'nft') throw new Error(`--transports: ${t} is not netlink or nft`);
+  // Same V8 flags as this process (npm run bench passes the daemon's).
+  for (const n of sizes) {
+    for (const t of transports) {
+      const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--one', String(n), t], { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error(`proxy-sync-nft ${n} ${t}: exit ${r.status ?? r.signal}`);
+    }
   }
 }
