@@ -12,6 +12,8 @@ import type { Chain, Element, Family, Rule, SetDef, Table } from './types.js';
 /**
  * One operation of a transaction as the caller asked for it, kept beside its
  * encoding so other transports (nft text, text.ts) can render the same delta.
+ * Objects and element lists are held by reference: do not change them after
+ * adding them (the netlink encoding was made when they were added).
  */
 export type TxOp =
   | { kind: 'add table' | 'create table'; table: Table }
