@@ -325,6 +325,12 @@ describe('proxy layouts through both transports', () => {
       expect(res.full, `step ${i} is a partial sync`).toBe(false);
       await expectSame(nl, txt, 'ip', 'podwire', 30);
     }
+    // A full resync over the existing table converges it in place (read back, flushed, stale objects deleted),
+    // here with the affinity timeout changed (its sets are made again).
+    const resync = services({ webEndpoints: 2, stickyEndpoints: 3 }).map((v) => (v.info.service === 'sticky' ? { ...v, info: { ...v.info, affinityTimeoutSeconds: 30 } } : v));
+    expect((await both(resync, null)).full).toBe(true);
+    await expectSame(nl, txt, 'ip', 'podwire', 40);
+    expect((await listing(txt, 'ip', 'podwire')).join('\n')).toMatch(/"timeout":30\b/);
     await Promise.all([viaNl.cleanup(), viaTxt.cleanup()]);
     for (const ns of [nl, txt]) expect((await nsMust(ns, 'nft', ['list', 'tables'])).trim()).toBe('');
   });

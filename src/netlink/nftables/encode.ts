@@ -161,7 +161,8 @@ export function setFlags(s: SetDef): number {
   if (s.data !== undefined) f |= SET_FLAG.MAP;
   if (s.timeout || s.timeoutMs !== undefined) f |= SET_FLAG.TIMEOUT;
   if (s.dynamic) f |= SET_FLAG.EVAL;
-  if (s.key.length > 1) f |= SET_FLAG.CONCAT;
+  // As nft: only concatenated intervals (the pipapo backend) carry the flag; hashed concatenations do not.
+  if (s.key.length > 1 && s.interval) f |= SET_FLAG.CONCAT;
   return f;
 }
 
@@ -180,10 +181,12 @@ export function newSet(s: SetDef, o: NewOptions = {}): BatchPart {
     } else if (s.data) {
       b.be32(SET_ATTR.DATA_TYPE, typesId(s.data)).be32(SET_ATTR.DATA_LEN, typesLen(s.data));
     }
-    if (s.key.length > 1 || s.size !== undefined) {
+    // Field lengths go with the CONCAT flag, for concatenated intervals only (as nft sends them).
+    const fields = s.key.length > 1 && s.interval;
+    if (fields || s.size !== undefined) {
       b.nested(SET_ATTR.DESC, (d) => {
         if (s.size !== undefined) d.be32(SET_DESC_ATTR.SIZE, s.size);
-        if (s.key.length > 1) {
+        if (fields) {
           d.nested(SET_DESC_ATTR.CONCAT, (c) => s.key.forEach((t) => c.nested(LIST_ELEM, (f) => f.be32(SET_FIELD_ATTR.LEN, TYPE_LEN[t]))));
         }
       });
