@@ -11,8 +11,8 @@ class RecordingTool implements IptablesTool {
   restores: string[] = [];
   failNext = false;
   constructor(public saved = '') {}
-  async restore(chunks: string | readonly string[]) {
-    const text = typeof chunks === 'string' ? chunks : chunks.join('');
+  async restore(chunks: string | Iterable<string>) {
+    const text = typeof chunks === 'string' ? chunks : [...chunks].join('');
     this.restores.push(text);
     if (this.failNext) {
       this.failNext = false;

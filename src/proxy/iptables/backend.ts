@@ -28,6 +28,7 @@ export interface IptablesBackendOptions {
 interface Committed {
   /** Its own nat chains, space-separated. */
   readonly chains: string;
+  readonly chainCount: number;
   /** Its lines in the shared nat / filter chains, as rendered ('-A …\n' each). */
   readonly natEntries: string;
   readonly filterEntries: string;
@@ -39,6 +40,7 @@ interface Committed {
 function committed(r: ServiceRules): Committed {
   return {
     chains: r.chains.join(' '),
+    chainCount: r.chains.length,
     natEntries: r.natEntries,
     filterEntries: r.filterEntries,
     natRules: r.ownLines + r.natEntryLines,
@@ -91,6 +93,18 @@ function hasJump(rules: readonly string[], j: Jump): boolean {
 }
 
 const declare = (chain: string) => `:${chain} - [0:0]\n`;
+
+/** Passes chunks through, adding the time spent producing them (rendering) to acc.ms. */
+function* timed(chunks: Iterable<string>, acc: { ms: number }): Generator<string> {
+  const it = chunks[Symbol.iterator]();
+  for (;;) {
+    const t0 = performance.now();
+    const r = it.next();
+    acc.ms += performance.now() - t0;
+    if (r.done) return;
+    if (r.value !== '') yield r.value;
+  }
+}
 
 /**
  * The restore lines turning one service's shared-chain lines from `before` into `after`: -D for lines it lost,
@@ -189,7 +203,7 @@ export class IptablesBackend implements ProxyBackend {
     return this.fullSync(tool, services);
   }
 
-  private async restore(tool: IptablesTool, text: readonly string[]): Promise<void> {
+  private async restore(tool: IptablesTool, text: Iterable<string>): Promise<void> {
     try {
       await tool.restore(text);
     } catch (err) {
@@ -209,15 +223,43 @@ export class IptablesBackend implements ProxyBackend {
     tm.readbackMs = performance.now() - t0;
 
     t0 = performance.now();
+    const renderer = this.renderer;
     const fixed = this.fixed();
     const natHave = parseTable(save, 'nat');
     const filterHave = parseTable(save, 'filter');
+    // Sorted so two syncs of the same state write the same text.
+    const names = [...services.keys()].sort();
     const next = new Map<string, Committed>();
     const wanted = new Set<string>();
-    const natDecl: string[] = [...fixed.natChains, CANARY_CHAIN].map(declare);
-    const natEntries: string[] = [];
-    const filterEntries: string[] = [];
-    const own: string[] = [];
+    const natJumps: string[] = [];
+    const filterJumps: string[] = [];
+    for (const j of [...jumps()].reverse()) {
+      const have = j.table === 'nat' ? natHave.rules : filterHave.rules;
+      if (!hasJump(have, j)) (j.table === 'nat' ? natJumps : filterJumps).push(`-I ${j.chain} 1 ${j.rest}\n`);
+    }
+    const count = { lines: 0, natRules: fixed.natLines, filterRules: fixed.filterLines };
+    const render = { ms: performance.now() - t0 };
+
+    // Services are rendered while the restore reads them: their own chains (declared, then filled) go out
+    // at once; their lines in the shared chains are kept (they are what later partial syncs diff against).
+    function* ownChains(from: number, to: number): Generator<string> {
+      for (let i = from; i < to; i++) {
+        const name = names[i]!;
+        const r = renderer.service(services.get(name)!);
+        const c = committed(r);
+        next.set(name, c);
+        count.natRules += c.natRules;
+        count.filterRules += c.filterRules;
+        count.lines += r.chains.length + r.ownLines + r.natEntryLines + r.filterEntryLines;
+        let decl = '';
+        for (const ch of r.chains) {
+          wanted.add(ch);
+          decl += declare(ch);
+        }
+        yield decl;
+        yield r.own;
+      }
+    }
 
     // iptables-nft-restore --noflush costs grow much faster than linearly with the chains of one
     // transaction (1k services 3.3 s, 2k 23 s here), so big syncs on nft write the services' own chains
@@ -226,65 +268,47 @@ export class IptablesBackend implements ProxyBackend {
     const batchSize = this.opts.nftBatchServices ?? 200;
     const batched = tool.flavour === 'nft' && batchSize > 0 && services.size > batchSize;
     // Batches jump to fixed chains (KUBE-MARK-MASQ) the kernel may not have yet.
-    const batchHead = '*nat\n' + fixed.natChains.filter((c) => !natHave.chains.has(c)).map(declare).join('');
-    const batches: string[][] = [];
-    let batch: string[] = [batchHead];
-    let inBatch = 0;
-    let lines = 0;
-    let natRules = fixed.natLines;
-    let filterRules = fixed.filterLines;
-
-    // Sorted so two syncs of the same state write the same text.
-    for (const name of [...services.keys()].sort()) {
-      const r = this.renderer.service(services.get(name)!);
-      const c = committed(r);
-      next.set(name, c);
-      natRules += c.natRules;
-      filterRules += c.filterRules;
-      for (const ch of r.chains) wanted.add(ch);
-      const decl = r.chains.map(declare).join('');
-      if (r.natEntries) natEntries.push(r.natEntries);
-      if (r.filterEntries) filterEntries.push(r.filterEntries);
-      lines += r.chains.length + r.ownLines + r.natEntryLines + r.filterEntryLines;
-      if (batched) {
-        batch.push(decl, r.own);
-        if (++inBatch === batchSize) {
-          batches.push([...batch, 'COMMIT\n']);
-          batch = [batchHead];
-          inBatch = 0;
-        }
-      } else {
-        natDecl.push(decl);
-        own.push(r.own);
-      }
+    const batchHead = '*nat\n' + fixed.natChains.filter((ch) => !natHave.chains.has(ch)).map(declare).join('');
+    function* batch(from: number, to: number): Generator<string> {
+      yield batchHead;
+      yield* ownChains(from, to);
+      yield 'COMMIT\n';
     }
-    if (inBatch > 0) batches.push([...batch, 'COMMIT\n']);
-
-    const stale = [...natHave.chains].filter((ch) => isPerServiceChain(ch) && !wanted.has(ch));
-    for (const ch of stale) natDecl.push(declare(ch));
-    const natJumps: string[] = [];
-    const filterJumps: string[] = [];
-    for (const j of [...jumps()].reverse()) {
-      const have = j.table === 'nat' ? natHave.rules : filterHave.rules;
-      if (!hasJump(have, j)) (j.table === 'nat' ? natJumps : filterJumps).push(`-I ${j.chain} 1 ${j.rest}\n`);
+    function* last(): Generator<string> {
+      const natDecl = [...fixed.natChains, CANARY_CHAIN].map(declare);
+      yield '*nat\n';
+      yield* natDecl;
+      yield* natJumps;
+      yield fixed.nat;
+      if (!batched) yield* ownChains(0, names.length);
+      for (const name of names) yield next.get(name)!.natEntries;
+      yield fixed.natTail;
+      // Stale: per-service chains the kernel has and no service wants (all flushed before any is deleted).
+      const stale = [...natHave.chains].filter((ch) => isPerServiceChain(ch) && !wanted.has(ch));
+      for (const ch of stale) yield declare(ch);
+      for (const ch of stale) yield `-X ${ch}\n`;
+      yield 'COMMIT\n';
+      const filterDecl = [...FILTER_CHAINS, CANARY_CHAIN].map(declare);
+      yield '*filter\n';
+      yield* filterDecl;
+      yield* filterJumps;
+      yield fixed.filter;
+      for (const name of names) yield next.get(name)!.filterEntries;
+      yield 'COMMIT\n';
+      yield `*mangle\n${declare(CANARY_CHAIN)}COMMIT\n`;
+      count.lines += 2 + natDecl.length + natJumps.length + fixed.natLines + stale.length * 2 + 2 + filterDecl.length + filterJumps.length + fixed.filterLines + 3;
     }
-    const filterDecl = [...FILTER_CHAINS, CANARY_CHAIN].map(declare);
-    const deletes = stale.map((ch) => `-X ${ch}\n`);
-    const text = [
-      '*nat\n', ...natDecl, ...natJumps, fixed.nat, ...natEntries, fixed.natTail, ...own, ...deletes, 'COMMIT\n',
-      '*filter\n', ...filterDecl, ...filterJumps, fixed.filter, ...filterEntries, 'COMMIT\n',
-      '*mangle\n', declare(CANARY_CHAIN), 'COMMIT\n',
-    ];
-    lines += 2 + fixed.natChains.length + stale.length * 2 + natJumps.length + fixed.natLines + 2 + filterDecl.length + filterJumps.length + fixed.filterLines + 3 + 2;
-    tm.renderMs = performance.now() - t0;
 
     t0 = performance.now();
-    for (const b of batches) await this.restore(tool, b);
-    await this.restore(tool, text);
-    tm.restoreMs = performance.now() - t0;
+    const renderedBefore = render.ms;
+    if (batched) for (let from = 0; from < names.length; from += batchSize) await this.restore(tool, timed(batch(from, Math.min(from + batchSize, names.length)), render));
+    await this.restore(tool, timed(last(), render));
+    tm.renderMs = render.ms;
+    // What podwire waited for: the restores' time minus the rendering they pulled from us meanwhile.
+    tm.restoreMs = performance.now() - t0 - (render.ms - renderedBefore);
     this.committed = next;
     this.known = true;
-    return this.result(true, natRules, filterRules, lines);
+    return this.result(true, count.natRules, count.filterRules, count.lines);
   }
 
   private async partialSync(tool: IptablesTool, services: ReadonlyMap<string, ServiceView>, changed: ReadonlySet<string>): Promise<SyncResult> {
@@ -367,7 +391,7 @@ export class IptablesBackend implements ProxyBackend {
     const nat = natRules + natJumps;
     const filter = filterRules + jumps().length - natJumps;
     let natChains = this.fixed().natChains.length;
-    for (const c of this.committed.values()) if (c.chains) natChains += c.chains.split(' ').length;
+    for (const c of this.committed.values()) natChains += c.chainCount;
     metrics.iptablesTotal.set({ table: 'nat' }, nat);
     metrics.iptablesTotal.set({ table: 'filter' }, filter);
     return { full, counts: { 'nat rules': nat, 'nat chains': natChains, 'filter rules': filter, 'restore lines': lines } };

@@ -1,5 +1,8 @@
 // Runs iptables programs of one flavour and family, inside a namespace when
-// asked (nsenter --net=PATH, argument arrays, never a shell).
+// asked (nsenter --net=PATH, argument arrays, never a shell). A restore's
+// input is pulled from an iterable as the pipe drains, so a 10k-service
+// ruleset is rendered while iptables-restore parses it and never held whole.
+import { spawn } from 'node:child_process';
 import { runProgram } from '../program.js';
 import type { IPFamily } from '../model.js';
 
@@ -8,8 +11,8 @@ export type Flavour = 'nft' | 'legacy';
 export interface IptablesTool {
   readonly flavour: Flavour;
   readonly family: IPFamily;
-  /** iptables-restore -w 5 --noflush with the text (or its chunks, in order) on stdin. */
-  restore(text: string | readonly string[]): Promise<void>;
+  /** iptables-restore -w 5 --noflush with the text (or its chunks, pulled in order) on stdin. */
+  restore(text: string | Iterable<string>): Promise<void>;
   /** iptables-save [-t table]. */
   save(table?: string): Promise<string>;
   /** iptables -w 5 ARGS; resolves with the exit code (for existence checks). */
@@ -27,12 +30,7 @@ export function iptablesTool(flavour: Flavour, family: IPFamily, netnsPath?: str
     flavour,
     family,
     async restore(text) {
-      const r = await runProgram(wrap([restoreName, '-w', '5', '--noflush']), text);
-      if (r.code !== 0) {
-        const at = /line:? (\d+)/i.exec(r.stderr);
-        const line = at ? (typeof text === 'string' ? text : text.join('')).split('\n')[Number(at[1]) - 1] : undefined;
-        throw new Error(`${restoreName} failed (exit ${r.code}): ${r.stderr.trim()}${line ? ` [line ${at![1]}: ${line}]` : ''}`);
-      }
+      await streamRestore(wrap([restoreName, '-w', '5', '--noflush']), restoreName, typeof text === 'string' ? [text] : text);
     },
     async save(table) {
       const name = programName(flavour, family, '-save');
@@ -44,6 +42,80 @@ export function iptablesTool(flavour: Flavour, family: IPFamily, netnsPath?: str
       return (await runProgram(wrap([programName(flavour, family, ''), '-w', '5', ...args]))).code;
     },
   };
+}
+
+/** Writes at most this much per pipe write: chunks are joined up to it (fewer syscalls than one write per chunk). */
+const WRITE_SIZE = 256 * 1024;
+/** Chunks kept to quote the line iptables-restore complains about. */
+const RECENT_CHUNKS = 512;
+
+/**
+ * Runs argv with chunks on stdin, pulling the next ones only when the pipe has room. Rejects with the
+ * program's stderr and, when it names a line, that line's text; an exception from the iterable (a render
+ * error) ends the input before COMMIT, so iptables-restore applies nothing of that transaction.
+ */
+function streamRestore(argv: readonly string[], name: string, chunks: Iterable<string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
+    const err: Buffer[] = [];
+    const recent: { line: number; text: string }[] = [];
+    let line = 1;
+    let failure: Error | null = null;
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdin.on('error', () => {}); // EPIPE when it exits early: its exit code and stderr say why.
+    child.on('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
+    child.on('close', (code) => {
+      if (failure) return reject(failure);
+      if (code === 0) return resolve();
+      const stderr = Buffer.concat(err).toString().trim();
+      const at = /line:? (\d+)/i.exec(stderr);
+      const quoted = at ? lineOf(recent, Number(at[1])) : undefined;
+      reject(new Error(`${name} failed (exit ${code}): ${stderr}${quoted !== undefined ? ` [line ${at![1]}: ${quoted}]` : ''}`));
+    });
+    const it = chunks[Symbol.iterator]();
+    const pump = () => {
+      try {
+        for (;;) {
+          const parts: string[] = [];
+          let size = 0;
+          let done = false;
+          while (size < WRITE_SIZE) {
+            const r = it.next();
+            if (r.done) {
+              done = true;
+              break;
+            }
+            parts.push(r.value);
+            size += r.value.length;
+          }
+          const text = parts.join('');
+          recent.push({ line, text });
+          if (recent.length > RECENT_CHUNKS) recent.shift();
+          for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) line++;
+          if (child.stdin.destroyed) return;
+          const room = child.stdin.write(text);
+          if (done) return void child.stdin.end();
+          if (!room) return void child.stdin.once('drain', pump);
+        }
+      } catch (e) {
+        failure = e as Error;
+        child.stdin.destroy();
+        child.kill();
+      }
+    };
+    pump();
+  });
+}
+
+/** The text of line n (1-based) if one of the recent chunks holds it. */
+function lineOf(recent: readonly { line: number; text: string }[], n: number): string | undefined {
+  for (let k = recent.length - 1; k >= 0; k--) {
+    const c = recent[k]!;
+    if (c.line > n) continue;
+    const lines = c.text.split('\n');
+    return lines[n - c.line];
+  }
+  return undefined;
 }
 
 /**

@@ -51,9 +51,17 @@ function mark(config: ProxyConfig): { mark: string; markBit: string } {
   return { mark: `${bit}/${bit}`, markBit: bit };
 }
 
-/** 1/(n-i) with kube-proxy's 10 decimals: each rule takes its share of what is left. */
-function probability(n: number, i: number): string {
-  return (1 / (n - i)).toFixed(10);
+const shareTables = new Map<number, string[]>();
+
+/** For n endpoints, rule i's 1/(n-i) with kube-proxy's 10 decimals (each takes its share of what is left); cached. */
+function probabilities(n: number): readonly string[] {
+  let t = shareTables.get(n);
+  if (!t) {
+    t = [];
+    for (let i = 0; i < n; i++) t.push((1 / (n - i)).toFixed(10));
+    if (n <= 1024) shareTables.set(n, t);
+  }
+  return t;
 }
 
 /** Text pieces of one block, joined once (a flat string, no per-line strings). */
@@ -171,13 +179,15 @@ export class IptablesRenderer {
     const names: string[] = [];
     const out = this.ownB;
     if (hasEndpoints) {
-      // Each endpoint's KUBE-SEP- name once (a sha256 each).
-      const seps = new Map<EndpointInfo, string>();
-      const sepOf = (ep: EndpointInfo) => {
-        let s = seps.get(ep);
-        if (s === undefined) seps.set(ep, (s = endpointChain(info, ep)));
-        return s;
+      // Each endpoint's KUBE-SEP- name (a sha256) and "ip:port" once.
+      const epNames = new Map<EndpointInfo, { sep: string; endpoint: string }>();
+      const named = (ep: EndpointInfo) => {
+        let e = epNames.get(ep);
+        if (e === undefined) epNames.set(ep, (e = { sep: endpointChain(info, ep), endpoint: endpointString(ep) }));
+        return e;
       };
+      // One vars object for the per-endpoint lines, filled in place: 10k services render ~300k of them.
+      const ev = { svc, chain: '', sep: '', endpoint: '', probability: '', timeout: info.affinityTimeoutSeconds, proto, ip: '' };
       // The SVC (cluster-wide) and SVL (node-local) chains, each with the endpoints chosen for it.
       const policyChain = (chain: string, endpoints: readonly EndpointInfo[], masq: boolean) => {
         if (names.includes(chain)) return;
@@ -189,13 +199,23 @@ export class IptablesRenderer {
           else if (c.clusterCIDRs[0]) out.lines += t.append('chain.masqOffCluster', { ...vars, cidr: c.clusterCIDRs[0] }, out.pieces);
         }
         const n = endpoints.length;
+        ev.chain = chain;
         if (info.affinityTimeoutSeconds > 0)
-          for (const ep of endpoints) out.lines += t.append('chain.affinity', { svc, chain, sep: sepOf(ep), endpoint: endpointString(ep), timeout: info.affinityTimeoutSeconds }, out.pieces);
+          for (const ep of endpoints) {
+            const e = named(ep);
+            ev.sep = e.sep;
+            ev.endpoint = e.endpoint;
+            out.lines += t.append('chain.affinity', ev, out.pieces);
+          }
+        const shares = probabilities(n);
         for (let i = 0; i < n; i++) {
-          const ep = endpoints[i]!;
-          const vars = { svc, chain, sep: sepOf(ep), endpoint: endpointString(ep) };
-          if (i < n - 1) out.lines += t.append('chain.spread', { ...vars, probability: probability(n, i) }, out.pieces);
-          else out.lines += t.append('chain.last', vars, out.pieces);
+          const e = named(endpoints[i]!);
+          ev.sep = e.sep;
+          ev.endpoint = e.endpoint;
+          if (i < n - 1) {
+            ev.probability = shares[i]!;
+            out.lines += t.append('chain.spread', ev, out.pieces);
+          } else out.lines += t.append('chain.last', ev, out.pieces);
         }
       };
       const svcEndpoints = info.internalPolicyLocal ? v.externalEndpoints : v.internalEndpoints;
@@ -220,15 +240,21 @@ export class IptablesRenderer {
       }
       // One KUBE-SEP- per endpoint the node may send to.
       const written = new Set<string>();
+      const dnat = info.affinityTimeoutSeconds > 0 ? 'sep.dnatAffinity' : 'sep.dnat';
       for (const ep of v.allEndpoints) {
-        const sep = sepOf(ep);
-        if (written.has(sep)) continue;
-        written.add(sep);
-        names.push(sep);
+        const e = named(ep);
+        if (written.has(e.sep)) continue;
+        written.add(e.sep);
+        names.push(e.sep);
+        ev.sep = e.sep;
+        ev.endpoint = e.endpoint;
         // Hairpin: only a pod on this node can reach this node's rules as its own backend, except through the
         // ETP Local "pod traffic" shortcut, which skips masquerade for remote pods too.
-        if (ep.isLocal || info.externalPolicyLocal) out.lines += t.append('sep.hairpin', { svc, sep, ip: ep.ip + mask }, out.pieces);
-        out.lines += t.append(info.affinityTimeoutSeconds > 0 ? 'sep.dnatAffinity' : 'sep.dnat', { svc, sep, proto, endpoint: endpointString(ep) }, out.pieces);
+        if (ep.isLocal || info.externalPolicyLocal) {
+          ev.ip = ep.ip + mask;
+          out.lines += t.append('sep.hairpin', ev, out.pieces);
+        }
+        out.lines += t.append(dnat, ev, out.pieces);
       }
     }
     const counts = { ownLines: out.lines, natEntryLines: nat.lines, filterEntryLines: filter.lines };
