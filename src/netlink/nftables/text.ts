@@ -243,7 +243,8 @@ function duration(ms: number): string {
 
 // ---- values ----
 
-const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp', 132: 'sctp' };
+// Names nft's grammar knows as keywords; others as numbers (their names come from /etc/protocols, which may be absent).
+const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
 const FIB_TYPE = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit'];
 const CT_STATE: Array<[number, string]> = [[1, 'invalid'], [2, 'established'], [4, 'related'], [8, 'new'], [64, 'untracked']];
 
@@ -253,6 +254,7 @@ function valueText(t: Fmt, b: Buffer, what: string): string {
   if (want !== undefined && b.length !== want) throw new NftTextError(`${what}: a ${t} value has ${want} bytes, not ${b.length}`);
   switch (t) {
     case 'ipv4_addr':
+      return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
     case 'ipv6_addr':
       return ipToString(b);
     case 'inet_proto':
