@@ -42,6 +42,9 @@ export const SET = {
 } as const;
 export type SetName = (typeof SET)[keyof typeof SET];
 
+/** The chains a service chain goes to with its slot in ct mark: with or without masquerading first. */
+export const DNAT = { plain: 'endpoint-dnat', masq: 'endpoint-dnat-masq', cluster: 'endpoint-dnat-cluster' } as const;
+
 export interface ServiceObjects {
   /** Sets only this service uses (its affinity map). */
   readonly ownSets: readonly SetDef[];
@@ -165,15 +168,18 @@ export class LayoutRenderer {
         this.rule('services', [...this.loadDispatchKey(), { op: 'lookup', set: SET.serviceIPs, sreg: R1, dreg: 0 }]),
         this.rule('services', [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.nodePorts, sreg: R1, dreg: 0 }]),
       ] },
-      { chain: this.chain('endpoint-dnat', 'the chosen endpoint, by ct mark'), rules: (['tcp', 'udp', 'sctp'] as const).map((l4) =>
+      { chain: this.chain(DNAT.plain, 'the chosen endpoint, by ct mark'), rules: (['tcp', 'udp', 'sctp'] as const).map((l4) =>
         // One rule per protocol: nft only writes a port mapping after a transport protocol match.
-        this.rule('endpoint-dnat', [
+        this.rule(DNAT.plain, [
           ...matchL4proto(l4),
           { op: 'ct', key: 'mark', dreg: R1 },
           { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
           { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: this.family === 'ip' ? R9 : 12 },
         ]),
       ) },
+      // The masquerade decision, shared by every service chain (one rule per service chain instead of two).
+      { chain: this.chain(DNAT.masq, 'masquerade, then the chosen endpoint'), rules: [this.rule(DNAT.masq, [...this.setMasqMark(), verdict({ kind: 'goto', chain: DNAT.plain })])] },
+      { chain: this.chain(DNAT.cluster, 'masquerade sources outside the cluster'), rules: this.clusterMasq() },
       { chain: hook('nat-prerouting', 'nat', 'prerouting', -100), rules: [this.rule('nat-prerouting', [verdict({ kind: 'jump', chain: 'services' })])] },
       { chain: hook('nat-output', 'nat', 'output', -100), rules: [this.rule('nat-output', [verdict({ kind: 'jump', chain: 'services' })])] },
       { chain: hook('nat-postrouting', 'nat', 'postrouting', 100), rules: [
@@ -190,6 +196,18 @@ export class LayoutRenderer {
       { chain: hook('filter-output', 'filter', 'output', -10), rules: rejectChecks('filter-output') },
       { chain: hook('filter-input', 'filter', 'input', -10), rules: rejectChecks('filter-input') },
     ];
+  }
+
+  /** Cluster-IP traffic: masquerade everything (--masquerade-all), or sources outside the cluster CIDRs, or nothing. */
+  private clusterMasq(): Rule[] {
+    const goto = verdict({ kind: 'goto', chain: DNAT.plain });
+    if (this.config.masqueradeAll) return [this.rule(DNAT.cluster, [...this.setMasqMark(), goto])];
+    const rules: Rule[] = [];
+    if (this.config.clusterCIDRs.some((c) => (c.includes(':') ? 6 : 4) === this.config.family)) {
+      rules.push(this.rule(DNAT.cluster, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: SET.clusterCIDRs, sreg: R1, invert: true }, ...this.setMasqMark()]));
+    }
+    rules.push(this.rule(DNAT.cluster, [goto]));
+    return rules;
   }
 
   fixedElements(): Map<SetName, Element[]> {
@@ -313,6 +331,20 @@ export class LayoutRenderer {
 
   private spread(chain: string, gid: number, eps: readonly EndpointInfo[], kind: 'internal' | 'external' | 'local', affinity?: number): Rule[] {
     const rules: Rule[] = [];
+    if (affinity === undefined) {
+      // The slot travels in ct mark to the one DNAT rule (behind the shared masquerade
+      // decision): every lookup rule is a binding of the map, and the kernel walks all
+      // bindings per element added (quadratic at 10k services).
+      const next = kind === 'external' || this.config.masqueradeAll ? DNAT.masq : kind === 'local' ? DNAT.plain : DNAT.cluster;
+      rules.push(
+        this.rule(chain, [
+          { op: 'numgen', dreg: R1, mod: eps.length, type: 'random', offset: slotId(gid, 0) },
+          { op: 'ct-set', key: 'mark', sreg: R1 },
+          verdict({ kind: 'goto', chain: next }),
+        ]),
+      );
+      return rules;
+    }
     if (kind === 'external' || this.config.masqueradeAll) {
       rules.push(this.rule(chain, this.setMasqMark()));
     } else if (kind === 'local') {
@@ -320,27 +352,13 @@ export class LayoutRenderer {
     } else if (this.config.clusterCIDRs.some((c) => (c.includes(':') ? 6 : 4) === this.config.family)) {
       rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: SET.clusterCIDRs, sreg: R1, invert: true }, ...this.setMasqMark()]));
     }
-    const portReg = this.family === 'ip' ? R9 : 12; // the word after the address in the lookup's output
-    const nat: Expr = { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: portReg };
-    if (affinity !== undefined) {
-      // Known clients go back to their endpoint; new ones get a random slot.
-      for (const e of eps) {
-        rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: affinitySet(affinity, e), sreg: R1 }, verdict({ kind: 'goto', chain: `ep-${affinity}-${e.ip.replace(/:/g, '_')}-${e.port}` })]));
-      }
-      // Through ct mark (as the other services): nft types a bare numgen as integer, the map's key is a mark.
-      rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random' }, { op: 'ct-set', key: 'mark', sreg: R1 }]));
-      rules.push(this.rule(chain, [{ op: 'ct', key: 'mark', dreg: R1 }, { op: 'lookup', set: `slots-${affinity}`, sreg: R1, dreg: 0 }]));
-      return rules;
+    // Known clients go back to their endpoint; new ones get a random slot.
+    for (const e of eps) {
+      rules.push(this.rule(chain, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: affinitySet(affinity, e), sreg: R1 }, verdict({ kind: 'goto', chain: `ep-${affinity}-${e.ip.replace(/:/g, '_')}-${e.port}` })]));
     }
-    // The slot travels in ct mark to the one DNAT rule: every lookup rule is a binding of
-    // the map, and the kernel walks all bindings per element added (quadratic at 10k services).
-    rules.push(
-      this.rule(chain, [
-        { op: 'numgen', dreg: R1, mod: eps.length, type: 'random', offset: slotId(gid, 0) },
-        { op: 'ct-set', key: 'mark', sreg: R1 },
-        verdict({ kind: 'goto', chain: 'endpoint-dnat' }),
-      ]),
-    );
+    // Through ct mark (as the other services): nft types a bare numgen as integer, the map's key is a mark.
+    rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random' }, { op: 'ct-set', key: 'mark', sreg: R1 }]));
+    rules.push(this.rule(chain, [{ op: 'ct', key: 'mark', dreg: R1 }, { op: 'lookup', set: `slots-${affinity}`, sreg: R1, dreg: 0 }]));
     return rules;
   }
 }
