@@ -3,7 +3,7 @@
 // list the same (`nft -j list table`, handles removed), for every kind of
 // object and expression podwire uses, and for whole proxy layouts through
 // full and partial syncs.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -412,6 +412,25 @@ describe('podwire proxy --dry-run', () => {
       const bad = await nsRun(where, process.execPath, [PODWIRE, 'proxy', '--proxy-mode', 'nftables', '--manifests', dir, '--nftables-transport', 'carrier-pigeon'], { env, timeoutMs: 30_000 });
       expect(bad.code).toBe(1);
       expect(bad.stderr).toContain('--nftables-transport carrier-pigeon: choose netlink or nft');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!existsSync('/usr/bin/strace'))('opens no nf_tables netlink socket and runs no program (strace)', async () => {
+    const dir = manifests();
+    const trace = join(dir, 'trace.txt');
+    try {
+      const where = await scope.create('dry-strace');
+      const env = { ...process.env };
+      delete env.NODE_EXTRA_CA_CERTS;
+      const r = await nsRun(where, 'strace', ['-f', '-e', 'trace=socket,execve', '-o', trace, process.execPath, PODWIRE, 'proxy', '--proxy-mode', 'nftables', '--manifests', dir, '--hostname-override', 'node-1', '--dry-run'], { env, timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^add table ip podwire/);
+      const calls = readFileSync(trace, 'utf8').split('\n');
+      expect(calls.filter((l) => /socket\(AF_NETLINK/.test(l)).filter((l) => !/NETLINK_ROUTE/.test(l))).toEqual([]);
+      // The one execve is node itself (strace's child).
+      expect(calls.filter((l) => /execve\(/.test(l) && !/ENOENT/.test(l)).length).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
