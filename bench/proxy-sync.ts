@@ -8,7 +8,8 @@
 // node, every tenth service with a node port), programmed into a fresh
 // namespace pw-b-ipt-<flavour>-<N>: cold full sync (podwire's own work vs
 // iptables-restore), rule lines (and kube-proxy's for the same cluster), a
-// one-endpoint change, one service added, and the process RSS.
+// one-endpoint change, one service added, and the RSS of a process running
+// just that case (each flavour and size runs in a child of its own).
 // One function per mode (benchIptables), so other backends add theirs beside it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -87,8 +88,11 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       const v = syntheticService(i);
       services.set(v.info.name, v);
     }
+    const stateRss = process.memoryUsage().rss;
     let t = performance.now();
+    const cpu0 = process.cpuUsage();
     const cold = await backend.sync({ state: stateOf(services), changed: null });
+    const coldCpu = process.cpuUsage(cpu0);
     const coldMs = performance.now() - t;
     const coldT = backend.lastTimings;
     const lines = cold.counts?.['restore lines'] ?? 0;
@@ -101,6 +105,7 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
     const ep = await backend.sync({ state: stateOf(services), changed: new Set([changed.info.name]) });
     const epMs = performance.now() - t;
     const epRestoreMs = backend.lastTimings.restoreMs;
+    const epRenderMs = backend.lastTimings.renderMs;
     if (ep.full) throw new Error('the one-endpoint change ran as a full sync');
 
     const added = syntheticService(size);
@@ -114,6 +119,8 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       services: size,
       'cold s': s(coldMs),
       'podwire s': s(own),
+      // CPU of this process during the cold sync (iptables-restore runs in a child): robust on a loaded machine.
+      'podwire cpu s': s((coldCpu.user + coldCpu.system) / 1000),
       'restore s': s(coldT.restoreMs),
       'readback s': s(coldT.readbackMs),
       'own %': ((100 * own) / coldMs).toFixed(1),
@@ -121,9 +128,12 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       'kube-proxy lines': kubeProxyLines,
       'ep change s': s(epMs),
       'ep restore s': s(epRestoreMs),
+      'ep render ms': epRenderMs.toFixed(1),
       'add svc s': s(addMs),
       'change % of cold': ((100 * Math.max(epMs, addMs)) / coldMs).toFixed(1),
+      'state rss MiB': mib(stateRss),
       'rss MiB': mib(process.memoryUsage().rss),
+      'max rss MiB': mib(process.resourceUsage().maxRSS * 1024),
       'heap MiB': mib(process.memoryUsage().heapUsed),
     };
   } finally {
@@ -155,13 +165,23 @@ async function main(): Promise<void> {
     return;
   }
   if (mode !== 'iptables') throw new Error(`proxy-sync: unknown --mode ${mode} (iptables, ${Object.keys(OTHER_MODES).join(', ')})`);
+  const one = opt('case', '');
+  if (one) {
+    // A child measuring one flavour and size: its RSS is that case's alone.
+    const [flavour, size] = one.split(':');
+    console.log(JSON.stringify(await benchIptables(Number(size), flavour as Flavour)));
+    return;
+  }
   const sizes = opt('sizes', '1000,5000,10000').split(',').map(Number);
   const flavours = opt('flavours', 'nft,legacy').split(',') as Flavour[];
   const rows: Record<string, string | number>[] = [];
   for (const flavour of flavours) for (const size of sizes) {
-    const row = await benchIptables(size, flavour);
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--case', `${flavour}:${size}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+    if (r.status !== 0 || !line) throw new Error(`proxy-sync: the ${flavour} ${size} case failed (exit ${r.status})`);
+    const row = JSON.parse(line) as Record<string, string | number>;
     rows.push(row);
-    console.log(JSON.stringify(row));
+    console.log(line);
   }
   console.table(rows);
 }
