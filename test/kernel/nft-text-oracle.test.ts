@@ -314,16 +314,26 @@ describe('proxy layouts through both transports', () => {
     await expectSame(nl, txt, 'ip', 'podwire', 40);
 
     const steps: Array<{ vs: ServiceView[]; changed: string[] }> = [
-      { vs: services({ webEndpoints: 4 }), changed: ['default/web:http'] },
-      { vs: services({ webEndpoints: 4, extra: [view(svcInfo('default', 'new', { clusterIP: '10.96.0.30', nodePort: 30099 }), [ep('10.244.8.5')])] }), changed: ['default/new:http'] },
-      { vs: services({ webEndpoints: 4, drop: 'dns' }), changed: ['default/dns:dns', 'default/new:http'] },
-      { vs: services({ webEndpoints: 4, drop: 'dns', stickyEndpoints: 2 }), changed: ['default/sticky:http'] },
-      { vs: services({ webEndpoints: 0, drop: 'dns', stickyEndpoints: 2 }), changed: ['default/web:http'] },
+      { vs: services({ webEndpoints: 4 }), changed: ['default/web:p80'] },
+      { vs: services({ webEndpoints: 4, extra: [view(svcInfo('default', 'new', { clusterIP: '10.96.0.30', nodePort: 30099 }), [ep('10.244.8.5')])] }), changed: ['default/new:p80'] },
+      { vs: services({ webEndpoints: 4, drop: 'dns' }), changed: ['default/dns:dns', 'default/new:p80'] },
+      { vs: services({ webEndpoints: 4, drop: 'dns', stickyEndpoints: 2 }), changed: ['default/sticky:p80'] },
+      { vs: services({ webEndpoints: 0, drop: 'dns', stickyEndpoints: 2 }), changed: ['default/web:p80'] },
+    ];
+    // What each step must have changed in the kernel (so a step that changed nothing cannot pass).
+    const landed: Array<[RegExp, boolean]> = [
+      [/10\.244\.1\.8"/, true],
+      [/10\.96\.0\.30"/, true],
+      [/10\.96\.0\.11"/, false],
+      [/10\.244\.6\.7/, false],
+      [/10\.244\.1\.5"/, false],
     ];
     for (const [i, s] of steps.entries()) {
       const res = await both(s.vs, new Set(s.changed));
       expect(res.full, `step ${i} is a partial sync`).toBe(false);
       await expectSame(nl, txt, 'ip', 'podwire', 30);
+      const [re, present] = landed[i]!;
+      expect(re.test((await listing(txt, 'ip', 'podwire')).join('\n')), `step ${i}: ${re} ${present ? 'present' : 'gone'}`).toBe(present);
     }
     // A full resync over the existing table converges it in place (read back, flushed, stale objects deleted),
     // here with the affinity timeout changed (its sets are made again).
@@ -343,6 +353,20 @@ describe('proxy layouts through both transports', () => {
     const st = state(services6(), 6, ['fd00:1::11']);
     await Promise.all([viaNl.sync({ state: st, changed: null }), viaTxt.sync({ state: st, changed: null })]);
     await expectSame(nl, txt, 'ip6', 'podwire', 25);
+    // Partial: web6 loses an endpoint, sticky6 goes, a node-port service comes.
+    const next = services6()
+      .filter((v) => v.info.service !== 'sticky6')
+      .map((v) => (v.info.service === 'web6' ? view(v.info, [ep('fd00:244::5', 8080)]) : v));
+    next.push(view(svcInfo('default', 'new6', { clusterIP: 'fd00:96::20', nodePort: 30091, protocol: 'UDP' }), [ep('fd00:244::9', 5353, false)]));
+    const changed = new Set(['default/web6:p80', 'default/sticky6:p80', 'default/new6:p80']);
+    const st2 = state(next, 6, ['fd00:1::11']);
+    const [a, b] = await Promise.all([viaNl.sync({ state: st2, changed }), viaTxt.sync({ state: st2, changed })]);
+    expect([a.full, b.full]).toEqual([false, false]);
+    await expectSame(nl, txt, 'ip6', 'podwire', 20);
+    const after = (await listing(txt, 'ip6', 'podwire')).join('\n');
+    expect(after).toContain('fd00:244::9');
+    expect(after).not.toContain('fd00:244::6');
+    expect(after).not.toContain('fd00:96::13');
   });
 
   it('the nft transport throws nft\'s message and applies nothing', async () => {
