@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ipToString, type Element, type Transaction, type TxOp } from '../../src/netlink/nftables/index.js';
 import type { ServiceView } from '../../src/proxy/model.js';
-import { LayoutRenderer, ServiceIds, SLOTS_PER_GROUP } from '../../src/proxy/nftables/layout.js';
+import { GROUP_KIND, groupId, LayoutRenderer, ServiceIds, SLOTS_PER_GROUP } from '../../src/proxy/nftables/layout.js';
 import { planDelta, planFull, SharedElements } from '../../src/proxy/nftables/plan.js';
 import { paramsOf, type SetParams, type TableNames } from '../../src/proxy/nftables/readback.js';
 import { config, ep, state, svcInfo, view } from './iptables-fixtures.js';
@@ -86,10 +86,10 @@ describe('nftables partial syncs (plan.ts)', () => {
     const id = p.ids.get(WEB);
     const tx = p.change([web(['10.244.1.2', '10.244.1.3', '10.244.2.7']), sticky(), other()], [WEB]);
     expect(summary(tx)).toEqual(['delete element endpoints 2', 'add element endpoints 2']);
-    // Slot 2 of the internal (id*2) and the external (id*2+1) group now hold the new endpoint.
+    // Slot 2 of the internal and the external group now hold the new endpoint.
     expect(elements(tx, 'add element', 'endpoints').map(slot)).toEqual([
-      { group: id * 2, slot: 2, endpoint: '10.244.2.7:8080' },
-      { group: id * 2 + 1, slot: 2, endpoint: '10.244.2.7:8080' },
+      { group: groupId(id, GROUP_KIND.internal), slot: 2, endpoint: '10.244.2.7:8080' },
+      { group: groupId(id, GROUP_KIND.external), slot: 2, endpoint: '10.244.2.7:8080' },
     ]);
     expect(elements(tx, 'delete element', 'endpoints').map((e) => slot(e).slot)).toEqual([2, 2]);
   });
@@ -102,13 +102,16 @@ describe('nftables partial syncs (plan.ts)', () => {
     expect(elements(tx, 'add element', 'hairpin').map((e) => ipToString(e.key.subarray(0, 4)))).toEqual(['10.244.1.9']);
   });
 
-  it('one endpoint added: the service chains are rewritten (numgen mod 4), the new slot added', () => {
+  it('one endpoint added: the service chains are rewritten (numgen mod 4, no verdict), the new slot added', () => {
     const p = synced([web(), other()]);
     const id = p.ids.get(WEB);
     const tx = p.change([web(['10.244.1.2', '10.244.1.3', '10.244.2.2', '10.244.2.8']), other()], [WEB]);
     expect(summary(tx)).toEqual([`flush chain svc-${id}`, `flush chain ext-${id}`, `add rule svc-${id}`, `add rule ext-${id}`, 'add element endpoints 2']);
     const numgen = tx.operations().flatMap((o) => (o.kind === 'add rule' ? o.rule.exprs.filter((e) => e.op === 'numgen') : []));
     expect(numgen.map((e) => (e.op === 'numgen' ? e.mod : 0))).toEqual([4, 4]);
+    // No verdict and no meta set in a service chain: the kernel need not validate the whole table.
+    const exprs = tx.operations().flatMap((o) => (o.kind === 'add rule' ? o.rule.exprs.map((e) => e.op) : []));
+    expect(exprs).toEqual(['numgen', 'ct-set', 'numgen', 'ct-set']);
   });
 
   it('a service added: its chain, its rules and its elements only', () => {
@@ -117,7 +120,7 @@ describe('nftables partial syncs (plan.ts)', () => {
     const tx = p.change([web(), other(), extra], ['default/new:p80']);
     const id = p.ids.get('default/new:p80');
     expect(summary(tx)).toEqual([`add chain svc-${id}`, `add rule svc-${id}`, 'add element service-ips 1', 'add element endpoints 1']);
-    expect(elements(tx, 'add element', 'endpoints').map(slot)).toEqual([{ group: id * 2, slot: 0, endpoint: '10.244.2.5:80' }]);
+    expect(elements(tx, 'add element', 'endpoints').map(slot)).toEqual([{ group: groupId(id, GROUP_KIND.internal), slot: 0, endpoint: '10.244.2.5:80' }]);
     const [dispatch] = elements(tx, 'add element', 'service-ips');
     expect(ipToString(dispatch!.key.subarray(0, 4))).toBe('10.96.0.30');
     expect(dispatch!.data).toEqual({ kind: 'goto', chain: `svc-${id}` });
@@ -128,7 +131,7 @@ describe('nftables partial syncs (plan.ts)', () => {
     const id = p.ids.get(OTHER);
     const tx = p.change([web(), sticky()], [OTHER]);
     expect(summary(tx)).toEqual([`flush chain svc-${id}`, 'delete element service-ips 1', 'delete element endpoints 2', `delete chain svc-${id}`]);
-    expect(elements(tx, 'delete element', 'endpoints').map((e) => slot(e).group)).toEqual([id * 2, id * 2]);
+    expect(elements(tx, 'delete element', 'endpoints').map((e) => slot(e).group)).toEqual([groupId(id, GROUP_KIND.internal), groupId(id, GROUP_KIND.internal)]);
   });
 
   it('a service losing every endpoint: rejected instead (no-endpoint element), its chains go', () => {

@@ -42,8 +42,19 @@ export const SET = {
 } as const;
 export type SetName = (typeof SET)[keyof typeof SET];
 
-/** The chains a service chain goes to with its slot in ct mark: with or without masquerading first. */
-export const DNAT = { plain: 'endpoint-dnat', masq: 'endpoint-dnat-masq', cluster: 'endpoint-dnat-cluster' } as const;
+/**
+ * Endpoint groups, one per service port and kind of traffic; a connection's slot
+ * (ct mark) is group * 4096 + slot. The kind (bits 12-13) tells the shared DNAT
+ * chain how to masquerade, so a service chain needs no rule of its own for it.
+ */
+export const GROUP_KIND = { internal: 0, external: 1, local: 2 } as const;
+export type GroupKind = (typeof GROUP_KIND)[keyof typeof GROUP_KIND];
+export function groupId(id: number, kind: GroupKind): number {
+  return id * 4 + kind;
+}
+const KIND_MASK = 0x3 * 4096;
+/** Slots of service ids >= 1; below are the affinity slot maps' own numbers. */
+const SERVICE_SLOTS = 0xffffffff & ~(4 * 4096 - 1);
 
 export interface ServiceObjects {
   /** Sets only this service uses (its affinity map). */
@@ -168,20 +179,27 @@ export class LayoutRenderer {
         this.rule('services', [...this.loadDispatchKey(), { op: 'lookup', set: SET.serviceIPs, sreg: R1, dreg: 0 }]),
         this.rule('services', [...this.nodePortDest(), ...this.loadProtoPort(), { op: 'lookup', set: SET.nodePorts, sreg: R1, dreg: 0 }]),
       ] },
-      { chain: this.chain(DNAT.plain, 'the chosen endpoint, by ct mark'), rules: (['tcp', 'udp', 'sctp'] as const).map((l4) =>
-        // One rule per protocol: nft only writes a port mapping after a transport protocol match.
-        this.rule(DNAT.plain, [
-          ...matchL4proto(l4),
-          { op: 'ct', key: 'mark', dreg: R1 },
-          { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
-          { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: this.family === 'ip' ? R9 : 12 },
-        ]),
-      ) },
-      // The masquerade decision, shared by every service chain (one rule per service chain instead of two).
-      { chain: this.chain(DNAT.masq, 'masquerade, then the chosen endpoint'), rules: [this.rule(DNAT.masq, [...this.setMasqMark(), verdict({ kind: 'goto', chain: DNAT.plain })])] },
-      { chain: this.chain(DNAT.cluster, 'masquerade sources outside the cluster'), rules: this.clusterMasq() },
-      { chain: hook('nat-prerouting', 'nat', 'prerouting', -100), rules: [this.rule('nat-prerouting', [verdict({ kind: 'jump', chain: 'services' })])] },
-      { chain: hook('nat-output', 'nat', 'output', -100), rules: [this.rule('nat-output', [verdict({ kind: 'jump', chain: 'services' })])] },
+      { chain: this.chain('endpoint-dnat', 'masquerade by the group kind, the chosen endpoint by ct mark'), rules: [
+        ...this.groupMasq(),
+        ...(['tcp', 'udp', 'sctp'] as const).map((l4) =>
+          // One rule per protocol: nft only writes a port mapping after a transport protocol match.
+          this.rule('endpoint-dnat', [
+            ...matchL4proto(l4),
+            { op: 'ct', key: 'mark', dreg: R1 },
+            { op: 'lookup', set: SET.endpoints, sreg: R1, dreg: R1 },
+            { op: 'nat', type: 'dnat', family: this.family, addrMin: R1, protoMin: this.family === 'ip' ? R9 : 12 },
+          ]),
+        ),
+      ] },
+      // A service chain only picks the slot and returns here (no verdict, so changing its
+      // rule does not make the kernel validate the whole table): the DNAT follows.
+      ...(['nat-prerouting', 'nat-output'] as const).map((name) => ({
+        chain: hook(name, 'nat', name === 'nat-prerouting' ? 'prerouting' : 'output', -100),
+        rules: [
+          this.rule(name, [verdict({ kind: 'jump', chain: 'services' })]),
+          this.rule(name, [...this.ctMarkIs(SERVICE_SLOTS, 0, 'neq'), verdict({ kind: 'goto', chain: 'endpoint-dnat' })]),
+        ],
+      })),
       { chain: hook('nat-postrouting', 'nat', 'postrouting', 100), rules: [
         this.rule('nat-postrouting', [loadAddr(this.family, 'saddr', h1!), loadAddr(this.family, 'daddr', h2!), { op: 'lookup', set: SET.hairpin, sreg: R1 }, { op: 'masq' }], 'hairpin'),
         this.rule('nat-postrouting', [...markIs(0), verdict({ kind: 'return' })]),
@@ -198,15 +216,27 @@ export class LayoutRenderer {
     ];
   }
 
-  /** Cluster-IP traffic: masquerade everything (--masquerade-all), or sources outside the cluster CIDRs, or nothing. */
-  private clusterMasq(): Rule[] {
-    const goto = verdict({ kind: 'goto', chain: DNAT.plain });
-    if (this.config.masqueradeAll) return [this.rule(DNAT.cluster, [...this.setMasqMark(), goto])];
+  private ctMarkIs(mask: number, value: number, cmp: 'eq' | 'neq' = 'eq'): Expr[] {
+    return [
+      { op: 'ct', key: 'mark', dreg: R1 },
+      { op: 'bitwise', sreg: R1, dreg: R1, len: 4, mask: u32host(mask), xor: u32host(0) },
+      { op: 'cmp', sreg: R1, cmp, data: u32host(value) },
+    ];
+  }
+
+  /**
+   * Masquerade marks by the group kind: cluster-IP traffic from outside the cluster
+   * CIDRs (everything with --masquerade-all), external traffic always, ETP Local never.
+   */
+  private groupMasq(): Rule[] {
     const rules: Rule[] = [];
-    if (this.config.clusterCIDRs.some((c) => (c.includes(':') ? 6 : 4) === this.config.family)) {
-      rules.push(this.rule(DNAT.cluster, [loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: SET.clusterCIDRs, sreg: R1, invert: true }, ...this.setMasqMark()]));
+    const internal = this.ctMarkIs(KIND_MASK, GROUP_KIND.internal * 4096);
+    if (this.config.masqueradeAll) {
+      rules.push(this.rule('endpoint-dnat', [...internal, ...this.setMasqMark()]));
+    } else if (this.config.clusterCIDRs.some((c) => (c.includes(':') ? 6 : 4) === this.config.family)) {
+      rules.push(this.rule('endpoint-dnat', [...internal, loadAddr(this.family, 'saddr', R1), { op: 'lookup', set: SET.clusterCIDRs, sreg: R1, invert: true }, ...this.setMasqMark()]));
     }
-    rules.push(this.rule(DNAT.cluster, [goto]));
+    rules.push(this.rule('endpoint-dnat', [...this.ctMarkIs(KIND_MASK, GROUP_KIND.external * 4096), ...this.setMasqMark()]));
     return rules;
   }
 
@@ -244,7 +274,7 @@ export class LayoutRenderer {
         chains.push(...own.chains);
         for (const [k, els] of own.elements) for (const e of els) push(k as SetName, e);
       }
-      chains.push({ chain: this.chain(svcChain, info.name), rules: this.spread(svcChain, id * 2, v.internalEndpoints, 'internal', affinity) });
+      chains.push({ chain: this.chain(svcChain, info.name), rules: this.spread(svcChain, groupId(id, GROUP_KIND.internal), v.internalEndpoints, 'internal', affinity) });
       push(SET.serviceIPs, { key: concat(ip(info.clusterIP), p, port(info.port)), data: { kind: 'goto', chain: svcChain } });
     } else {
       push(SET.noEndpointIPs, { key: concat(ip(info.clusterIP), p, port(info.port)) });
@@ -253,7 +283,7 @@ export class LayoutRenderer {
     if (hasExternal) {
       const externals = [...info.externalIPs, ...info.loadBalancerVIPs].filter(inFamily);
       if (v.externalEndpoints.length > 0) {
-        chains.push({ chain: this.chain(extChain, info.name), rules: this.spread(extChain, id * 2 + 1, v.externalEndpoints, info.externalPolicyLocal ? 'local' : 'external', affinity && sameEndpoints(v.externalEndpoints, v.internalEndpoints) ? affinity : undefined) });
+        chains.push({ chain: this.chain(extChain, info.name), rules: this.spread(extChain, this.externalGroup(id, info), v.externalEndpoints, info.externalPolicyLocal ? 'local' : 'external', affinity && sameEndpoints(v.externalEndpoints, v.internalEndpoints) ? affinity : undefined) });
         for (const a of externals) push(SET.serviceIPs, { key: concat(ip(a), p, port(info.port)), data: { kind: 'goto', chain: extChain } });
         const ranges = info.loadBalancerSourceRanges.map(parseCidr).filter((r) => r.family === this.config.family);
         if (ranges.length > 0) {
@@ -285,14 +315,19 @@ export class LayoutRenderer {
     return { ownSets, chains, elements };
   }
 
+  /** ETP Local keeps the client's address, unless --masquerade-all. */
+  private externalGroup(id: number, info: ServiceView['info']): number {
+    return groupId(id, info.externalPolicyLocal && !this.config.masqueradeAll ? GROUP_KIND.local : GROUP_KIND.external);
+  }
+
   private endpointElements(v: ServiceView, id: number, affinity: boolean): Element[] {
     const out: Element[] = [];
     const group = (gid: number, eps: readonly EndpointInfo[]) =>
       eps.forEach((e, slot) => out.push({ key: u32host(slotId(gid, slot)), data: concat(ip(e.ip), port(e.port)) }));
-    if (v.internalEndpoints.length > 0 && !affinity) group(id * 2, v.internalEndpoints);
+    if (v.internalEndpoints.length > 0 && !affinity) group(groupId(id, GROUP_KIND.internal), v.internalEndpoints);
     const info = v.info;
     const sharesAffinity = affinity && sameEndpoints(v.externalEndpoints, v.internalEndpoints);
-    if ((info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0) && v.externalEndpoints.length > 0 && !sharesAffinity) group(id * 2 + 1, v.externalEndpoints);
+    if ((info.nodePort > 0 || info.externalIPs.length > 0 || info.loadBalancerVIPs.length > 0) && v.externalEndpoints.length > 0 && !sharesAffinity) group(this.externalGroup(id, info), v.externalEndpoints);
     return out;
   }
 
@@ -332,17 +367,9 @@ export class LayoutRenderer {
   private spread(chain: string, gid: number, eps: readonly EndpointInfo[], kind: 'internal' | 'external' | 'local', affinity?: number): Rule[] {
     const rules: Rule[] = [];
     if (affinity === undefined) {
-      // The slot travels in ct mark to the one DNAT rule (behind the shared masquerade
-      // decision): every lookup rule is a binding of the map, and the kernel walks all
-      // bindings per element added (quadratic at 10k services).
-      const next = kind === 'external' || this.config.masqueradeAll ? DNAT.masq : kind === 'local' ? DNAT.plain : DNAT.cluster;
-      rules.push(
-        this.rule(chain, [
-          { op: 'numgen', dreg: R1, mod: eps.length, type: 'random', offset: slotId(gid, 0) },
-          { op: 'ct-set', key: 'mark', sreg: R1 },
-          verdict({ kind: 'goto', chain: next }),
-        ]),
-      );
+      // The slot travels in ct mark to the one DNAT rule: every lookup rule is a binding of
+      // the map, and the kernel walks all bindings per element added (quadratic at 10k services).
+      rules.push(this.rule(chain, [{ op: 'numgen', dreg: R1, mod: eps.length, type: 'random', offset: slotId(gid, 0) }, { op: 'ct-set', key: 'mark', sreg: R1 }]));
       return rules;
     }
     if (kind === 'external' || this.config.masqueradeAll) {
