@@ -145,8 +145,8 @@ function addrBytes(address: string): Buffer {
 }
 
 function addrFromBytes(b: Buffer, family: 4 | 6): string {
-  const bytes = Array.from(b.subarray(0, family === 4 ? 4 : 16));
-  return ipaddr.fromByteArray(bytes).toString();
+  if (family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  return ipaddr.fromByteArray(Array.from(b.subarray(0, 16))).toString();
 }
 
 /** The canonical text of an address (IPv6 compressed), for comparing keys. */

@@ -6,7 +6,7 @@ import type { RealServerStatus } from '../../src/netlink/ipvs.js';
 import { DesiredIndex } from '../../src/proxy/ipvs/desired.js';
 import { planServer } from '../../src/proxy/ipvs/reconcile.js';
 import { renderPort } from '../../src/proxy/ipvs/render.js';
-import { parseIpsetSave, renderSetRepair } from '../../src/proxy/ipvs/ipset.js';
+import { parseIpsetSave, parseIpsetTerse, renderSetRepair, wantedMembers } from '../../src/proxy/ipvs/ipset.js';
 import { ownedRules, renderRestore } from '../../src/proxy/ipvs/rules.js';
 import { parseProcIpvs } from '../../src/proxy/ipvs/snapshot.js';
 import type { EndpointInfo, ProxyConfig, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
@@ -155,7 +155,7 @@ describe('full-sync read-back', () => {
       ['LOAD_BALANCER_SOURCE_CIDR', ['10.0.0.1,tcp:80,10.2.0.2/32', '10.0.0.1,sctp:80,10.2.0.5/24']],
       ['NODE_PORT_TCP', ['30080']],
     ] as const);
-    const r = renderSetRepair(4, want, saved);
+    const r = renderSetRepair(4, wantedMembers(want), saved);
     // Every other set is missing (built and swapped in, empty); KUBE-CLUSTER-IP has the wrong family.
     expect(r.text).toContain('swap PW-TMP-4-0 KUBE-CLUSTER-IP');
     expect(r.text).not.toMatch(/^(add|del) KUBE-(NODE-PORT-TCP|LOAD-BALANCER-SOURCE-CIDR) /m);
@@ -168,11 +168,35 @@ describe('full-sync read-back', () => {
       ['LOAD_BALANCER_SOURCE_CIDR', ['10.0.0.1,tcp:80,10.2.0.2/32', '10.0.0.1,tcp:80,10.3.0.0/16']],
       ['NODE_PORT_TCP', ['30080', '30081']],
     ] as const);
-    const lines = renderSetRepair(4, want, saved).text.split('\n').filter((l) => / KUBE-(NODE-PORT-TCP|LOAD-BALANCER-SOURCE-CIDR) /.test(l));
+    const lines = renderSetRepair(4, wantedMembers(want), saved).text.split('\n').filter((l) => / KUBE-(NODE-PORT-TCP|LOAD-BALANCER-SOURCE-CIDR) /.test(l));
     expect(lines).toEqual([
       'del KUBE-LOAD-BALANCER-SOURCE-CIDR 10.0.0.1,sctp:80,10.2.0.0/24 -exist',
       'add KUBE-LOAD-BALANCER-SOURCE-CIDR 10.0.0.1,tcp:80,10.3.0.0/16 -exist',
       'add KUBE-NODE-PORT-TCP 30081 -exist',
+    ]);
+  });
+
+  it('ipset list -t: type, family and number of entries per set', () => {
+    const terse = [
+      'Name: KUBE-CLUSTER-IP',
+      'Type: hash:ip,port',
+      'Revision: 6',
+      'Header: family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1b0b0e83',
+      'Size in memory: 6784',
+      'References: 2',
+      'Number of entries: 12',
+      'Name: KUBE-NODE-PORT-TCP',
+      'Type: bitmap:port',
+      'Revision: 3',
+      'Header: range 0-65535',
+      'Size in memory: 8264',
+      'References: 1',
+      'Number of entries: 0',
+      '',
+    ].join('\n');
+    expect([...parseIpsetTerse(terse)]).toEqual([
+      ['KUBE-CLUSTER-IP', { type: 'hash:ip,port', family: 'inet', entries: 12 }],
+      ['KUBE-NODE-PORT-TCP', { type: 'bitmap:port', family: undefined, entries: 0 }],
     ]);
   });
 

@@ -15,7 +15,7 @@ import { RouteNetlink } from '../../netlink/rtnetlink.js';
 import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from '../iptables/exec.js';
 import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServiceView, SyncRequest, SyncResult } from '../model.js';
 import { DesiredIndex } from './desired.js';
-import { destroySets, ipsetRestore, ipsetSave, renderSetDelta, renderSetRepair } from './ipset.js';
+import { destroySets, ipsetRestore, readSets, renderSetDelta, renderSetRepair, wantedMembers } from './ipset.js';
 import { ensureDummy, hostCidr } from './link.js';
 import { IPVS_DUMMY_LINK } from './names.js';
 import { planServer, type KernelServer } from './reconcile.js';
@@ -99,6 +99,7 @@ export class IpvsBackend implements ProxyBackend {
   }
 
   private excluded(address: string): boolean {
+    if (this.exclude.length === 0) return false;
     const a = ipaddr.parse(address);
     return this.exclude.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
   }
@@ -171,7 +172,8 @@ export class IpvsBackend implements ProxyBackend {
         rt.addAddress(linkIndex, c, { noDad: true });
         addressChanges++;
       }
-      const sets = renderSetRepair(this.family, this.index.setMembers(), await ipsetSave(this.opts.netnsPath));
+      const wanted = wantedMembers(this.index.setMembers());
+      const sets = renderSetRepair(this.family, wanted, await readSets(this.opts.netnsPath, this.family, wanted));
       await ipsetRestore(this.opts.netnsPath, sets.text);
       ipsetChanges = sets.changes;
       this.tool ??= iptablesTool(this.opts.flavour ?? (await detectFlavour(this.family, this.opts.netnsPath)), this.family, this.opts.netnsPath);

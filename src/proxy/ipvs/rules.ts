@@ -115,20 +115,30 @@ export async function syncRules(tool: IptablesTool, config: ProxyConfig, last: s
   return { last: ownedRules(await tool.save()), rewritten: true };
 }
 
-/** Removes the jumps and podwire's chains (what --cleanup does). Missing pieces are fine. */
+/**
+ * Removes the jumps and podwire's chains (what --cleanup does), reading the
+ * rules once: one restore deletes every jump present, then one per table
+ * flushes and deletes the chains. Missing pieces are fine.
+ */
 export async function removeRules(tool: IptablesTool): Promise<void> {
-  for (const table of TABLES) {
-    for (const j of jumpLines(table)) {
-      const args = j.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''));
-      while ((await tool.check(['-t', table, ...args])) === 0) {
-        /* removed one copy; try again in case there are more */
-      }
-    }
-  }
+  const saved = await tool.save();
   const chains = renderChains({ family: tool.family, clusterCIDRs: [], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false });
-  for (const table of TABLES) {
-    const names = chains[table].filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]!);
-    const text = [`*${table}`, ...names.map((n) => `:${n} - [0:0]`), ...names.map((n) => `-X ${n}`), 'COMMIT', ''].join('\n');
+  const present = new Map<string, number>();
+  let table = '';
+  for (const line of saved.split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1).trim();
+    else if (line.startsWith('-A ')) present.set(`${table} ${line.trim()}`, (present.get(`${table} ${line.trim()}`) ?? 0) + 1);
+  }
+  const jumps: string[] = [];
+  for (const t of TABLES) {
+    const dels = jumpLines(t).flatMap((j) => Array<string>(present.get(`${t} ${j}`) ?? 0).fill(j.replace(/^-A /, '-D ')));
+    if (dels.length) jumps.push(`*${t}`, ...dels, 'COMMIT');
+  }
+  if (jumps.length) await tool.restore(jumps.join('\n') + '\n');
+  for (const t of TABLES) {
+    const names = chains[t].filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]!);
+    if (!names.some((n) => new RegExp(`^:${n} `, 'm').test(saved))) continue;
+    const text = [`*${t}`, ...names.map((n) => `:${n} - [0:0]`), ...names.map((n) => `-X ${n}`), 'COMMIT', ''].join('\n');
     try {
       await tool.restore(text);
     } catch {
