@@ -71,8 +71,23 @@ describe('categorize (the shared endpoint policy)', () => {
     expect(ips(categorize(svc(), [ep('1', { zoneHints: ['a'] }), ep('2', { zoneHints: ['a'] })], 'c').internalEndpoints)).toEqual(['1', '2']);
   });
 
+  it('node hints (PreferSameNode) win over zone hints when every ready endpoint has one and one is for this node', () => {
+    const eps = [ep('1', { nodeHints: ['n1'], zoneHints: ['a'] }), ep('2', { nodeHints: ['n2'], zoneHints: ['a'], isLocal: false })];
+    expect(ips(categorize(svc(), eps, 'a', 'n1').internalEndpoints)).toEqual(['1']);
+    expect(ips(categorize(svc(), eps, 'a', 'n2').internalEndpoints)).toEqual(['2']);
+    // No node hint for this node: the zone hints apply (both are for zone a).
+    expect(ips(categorize(svc(), eps, 'a', 'n3').internalEndpoints)).toEqual(['1', '2']);
+    // One ready endpoint without a node hint: node hints are ignored, zone hints still narrow.
+    const mixed = [ep('1', { nodeHints: ['n1'], zoneHints: ['a'] }), ep('2', { zoneHints: ['b'] })];
+    expect(ips(categorize(svc(), mixed, 'b', 'n1').internalEndpoints)).toEqual(['2']);
+    // Not-ready endpoints do not count.
+    const unready = [ep('1', { nodeHints: ['n1'] }), ep('2', { ready: false })];
+    expect(ips(categorize(svc(), unready, '', 'n1').internalEndpoints)).toEqual(['1']);
+  });
+
   it('hands backends plain EndpointInfo without tracking fields', () => {
-    const v = categorize(svc(), [ep('1', { zoneHints: ['a'] })], 'a');
+    const v = categorize(svc(), [ep('1', { zoneHints: ['a'], nodeHints: ['n1'] })], 'a', 'n1');
     expect(Object.keys(v.internalEndpoints[0]!)).not.toContain('zoneHints');
+    expect(Object.keys(v.internalEndpoints[0]!)).not.toContain('nodeHints');
   });
 });

@@ -50,6 +50,17 @@ describe('ChangeTracker', () => {
     expect(t.view(4).get('ns/web:http')!.allEndpoints).toEqual([]);
   });
 
+  it('reads hints.forNodes from slices: trafficDistribution PreferSameNode keeps traffic on the node', () => {
+    const t = new ChangeTracker('n1', [4]);
+    t.upsertService(service('web'));
+    const s = slice('web-a', 'web', ['10.0.0.1', '10.0.0.2']);
+    s.endpoints[0]!.hints = { forNodes: [{ name: 'n1' }], forZones: [{ name: 'a' }] };
+    s.endpoints[1]!.hints = { forNodes: [{ name: 'n2' }], forZones: [{ name: 'a' }] };
+    t.upsertSlice(s);
+    t.apply();
+    expect(t.view(4).get('ns/web:http')!.internalEndpoints.map((e) => e.ip)).toEqual(['10.0.0.1']);
+  });
+
   it('reports nothing when nothing changed, and only the touched service otherwise', () => {
     const t = new ChangeTracker('n1', [4]);
     t.upsertService(service('a'));

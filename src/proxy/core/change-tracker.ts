@@ -149,7 +149,7 @@ export class ChangeTracker {
         const names: string[] = [];
         for (const info of ports) {
           const list = eps.get(`${info.portName}/${info.protocol}`) ?? [];
-          views.set(info.name, categorize(info, list, this.zone));
+          views.set(info.name, categorize(info, list, this.zone, this.nodeName));
           names.push(info.name);
           changed.add(info.name);
         }

@@ -86,6 +86,8 @@ export function servicePorts(svc: Service, family: IPFamily): ServicePortInfo[] 
  */
 export interface TrackedEndpoint extends EndpointInfo {
   readonly zoneHints?: readonly string[] | null;
+  /** hints.forNodes (trafficDistribution PreferSameNode). */
+  readonly nodeHints?: readonly string[] | null;
 }
 
 /** The service an EndpointSlice belongs to, or null. */
@@ -119,6 +121,7 @@ export function sliceEndpoints(slice: EndpointSlice, nodeName: string): SlicePor
       const serving = e.conditions?.serving ?? ready;
       const terminating = e.conditions?.terminating ?? false;
       const hints = e.hints?.forZones?.map((z) => z.name) ?? [];
+      const nodeHints = e.hints?.forNodes?.map((n) => n.name) ?? [];
       const ep: TrackedEndpoint = {
         ip,
         port: p.port,
@@ -129,7 +132,7 @@ export function sliceEndpoints(slice: EndpointSlice, nodeName: string): SlicePor
         zone: e.zone ?? '',
         isLocal: !!nodeName && e.nodeName === nodeName,
       };
-      eps.push(hints.length ? { ...ep, zoneHints: hints } : ep);
+      eps.push(hints.length || nodeHints.length ? { ...ep, ...(hints.length ? { zoneHints: hints } : {}), ...(nodeHints.length ? { nodeHints } : {}) } : ep);
     }
     out.push({ name: p.name ?? '', protocol: p.protocol ?? 'TCP', endpoints: eps });
   }

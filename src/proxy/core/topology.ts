@@ -2,8 +2,8 @@
 // (kube-proxy's CategorizeEndpoints). Ready endpoints first; when none are
 // ready, serving+terminating ones, so connections drain instead of failing;
 // internalTrafficPolicy / externalTrafficPolicy Local keep the node's own;
-// topology hints narrow cluster traffic to the node's zone when every ready
-// endpoint carries hints and one is for this zone.
+// topology hints narrow cluster traffic to this node (trafficDistribution
+// PreferSameNode) or this zone, when every ready endpoint carries such hints.
 import type { EndpointInfo, ServicePortInfo, ServiceView } from '../model.js';
 import type { TrackedEndpoint } from './convert.js';
 
@@ -19,32 +19,45 @@ function usesLocalEndpoints(svc: ServicePortInfo): boolean {
   return svc.internalPolicyLocal || (externallyAccessible(svc) && svc.externalPolicyLocal);
 }
 
-function canUseTopology(endpoints: readonly TrackedEndpoint[], zone: string): boolean {
-  if (!zone) return false;
+/**
+ * Which hints narrow cluster traffic, as kube-proxy decides: node hints
+ * (trafficDistribution PreferSameNode) when every ready endpoint has them and
+ * one is for this node; else zone hints when every ready endpoint has them and
+ * one is for this zone; else none.
+ */
+function topologyFilter(endpoints: readonly TrackedEndpoint[], zone: string, nodeName: string): ((ep: TrackedEndpoint) => boolean) | null {
+  let allNode = true;
+  let forNode = false;
+  let allZone = true;
   let forZone = false;
   for (const ep of endpoints) {
     if (!ep.ready) continue;
-    if (!ep.zoneHints) return false;
-    if (ep.zoneHints.includes(zone)) forZone = true;
+    if (!ep.nodeHints) allNode = false;
+    else if (nodeName && ep.nodeHints.includes(nodeName)) forNode = true;
+    if (!ep.zoneHints) allZone = false;
+    else if (zone && ep.zoneHints.includes(zone)) forZone = true;
   }
-  return forZone;
+  if (allNode && forNode) return (ep) => ep.nodeHints!.includes(nodeName);
+  if (allZone && forZone) return (ep) => ep.zoneHints!.includes(zone);
+  return null;
 }
 
 /** Strips the tracking fields, so backends see plain EndpointInfo (most endpoints have none: no copy). */
 function plain(ep: TrackedEndpoint): EndpointInfo {
-  if (!('zoneHints' in ep)) return ep;
-  const { zoneHints: _ignored, ...rest } = ep;
+  if (!('zoneHints' in ep) && !('nodeHints' in ep)) return ep;
+  const { zoneHints: _z, nodeHints: _n, ...rest } = ep;
   return rest;
 }
 
-export function categorize(svc: ServicePortInfo, endpoints: readonly TrackedEndpoint[], zone: string): ServiceView {
+export function categorize(svc: ServicePortInfo, endpoints: readonly TrackedEndpoint[], zone: string, nodeName = ''): ServiceView {
   let cluster: TrackedEndpoint[] = [];
   let local: TrackedEndpoint[] = [];
   let useTopology = false;
   let useTerminatingLocal = false;
   if (usesClusterEndpoints(svc)) {
-    useTopology = canUseTopology(endpoints, zone);
-    cluster = endpoints.filter((ep) => ep.ready && (!useTopology || ep.zoneHints!.includes(zone)));
+    const hinted = topologyFilter(endpoints, zone, nodeName);
+    useTopology = hinted !== null;
+    cluster = endpoints.filter((ep) => ep.ready && (!hinted || hinted(ep)));
     if (cluster.length === 0) cluster = endpoints.filter((ep) => ep.serving && ep.terminating);
   }
   if (usesLocalEndpoints(svc)) {
