@@ -2,7 +2,10 @@
 // them, what an earlier run left is removed, a restarted backend converges, and a
 // table it cannot converge is replaced. Real namespaces and connections.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NftConnection } from '../../src/netlink/nftables/index.js';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
+import { LayoutRenderer } from '../../src/proxy/nftables/layout.js';
+import { paramsOf, readTableNames, sameParams } from '../../src/proxy/nftables/readback.js';
 import type { ServiceView } from '../../src/proxy/model.js';
 import { Cluster, tally, type Pod } from '../helpers/cluster.js';
 import { netnsPath, nsMust } from '../helpers/netns.js';
@@ -83,6 +86,31 @@ describe('nftables full syncs converge in place', () => {
     expect(await affinityClients()).toEqual(before);
     for (const p of [a, b]) expect(tally(await c.probe(p.ns, '10.96.0.13', 80, { count: 5 }))).toEqual({ [chosen.get(p)!]: 5 });
     await be.cleanup();
+  });
+
+  it('the read-back parameters of every set the layout makes equal what it asks for (so a full sync keeps them)', async () => {
+    for (const family of [4, 6] as const) {
+      const cfgF = config({ family, clusterCIDRs: [family === 4 ? '10.244.0.0/16' : 'fd00:244::/48'] });
+      const be = createNftablesBackend(cfgF, { netnsPath: netnsPath(c.node(1).ns) });
+      const sticky = svcInfo('default', 'sticky', { clusterIP: family === 4 ? '10.96.0.13' : 'fd00:96::13', affinityTimeoutSeconds: 600 });
+      await be.sync({ state: state([view(sticky, [ep(family === 4 ? a.ip4 : a.ip6)])], family), changed: null });
+      const conn = NftConnection.open(netnsPath(c.node(1).ns));
+      try {
+        const names = readTableNames(conn, family === 4 ? 'ip' : 'ip6', 'podwire');
+        const r = new LayoutRenderer(cfgF);
+        const wanted = [...r.sets.values(), ...r.service(view(sticky, [ep(family === 4 ? a.ip4 : a.ip6)]), 1).ownSets];
+        expect(wanted.length).toBeGreaterThan(11);
+        for (const s of wanted) {
+          const got = names?.sets.get(s.name);
+          expect(got && { ...got, dataLen: s.data === 'verdict' ? 0 : got.dataLen }).toEqual(paramsOf(s));
+          expect(got && sameParams(got, paramsOf(s))).toBe(true);
+        }
+        expect(readTableNames(conn, family === 4 ? 'ip' : 'ip6', 'no-such-table')).toBeNull();
+      } finally {
+        conn.close();
+      }
+      await be.cleanup();
+    }
   });
 
   it('a restarted backend removes what an earlier run left and ends with the table a fresh namespace gets', async () => {

@@ -37,7 +37,9 @@ export function paramsOf(s: SetDef): SetParams {
 }
 
 export function sameParams(a: SetParams, b: SetParams): boolean {
-  return a.flags === b.flags && a.keyType === b.keyType && a.keyLen === b.keyLen && a.dataType === b.dataType && a.dataLen === b.dataLen && a.timeoutMs === b.timeoutMs;
+  // A verdict map's data length is the kernel's own (sizeof struct nft_verdict): not compared.
+  const dataLen = a.dataType === NFT_DATA_VERDICT || a.dataLen === b.dataLen;
+  return a.flags === b.flags && a.keyType === b.keyType && a.keyLen === b.keyLen && a.dataType === b.dataType && dataLen && a.timeoutMs === b.timeoutMs;
 }
 
 /** Names of the chains and sets of one table, or null when the table does not exist. */
