@@ -1,4 +1,4 @@
-// npm run bench -- proxy-sync-ipvs [N...]   (default: 1000 10000 services x 10 endpoints)
+// npm run bench -- proxy-sync-ipvs [N...] | [--sizes N,N]   (default: 1000 10000 services x 10 endpoints)
 // The IPVS backend's sync cost: cold full sync, one-endpoint change (partial
 // sync), an idle full sync (the periodic --ipvs-sync-period one with nothing
 // changed: it still reads everything back to repair hand edits) and a full
@@ -14,7 +14,10 @@ import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceVie
 
 const args = process.argv.slice(2);
 const inside = args[0] === '--inside';
-const sizes = (inside ? args.slice(1) : args).map(Number).filter((n) => n > 0);
+const rest = inside ? args.slice(1) : args;
+// Sizes as arguments (1000 10000) or as the other benches take them (--sizes 1000,10000).
+const at = rest.indexOf('--sizes');
+const sizes = (at >= 0 ? (rest[at + 1] ?? '').split(',') : rest).map(Number).filter((n) => n > 0);
 if (sizes.length === 0) sizes.push(1000, 10000);
 
 if (!inside) {

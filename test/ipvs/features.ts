@@ -106,7 +106,7 @@ const s1Only = (f: IPFamily) => [ep(ADDR.s1[f])];
 // IPv4 services
 const lb = port('lb', { clusterIP: '10.96.1.1', loadBalancerVIPs: ['10.250.0.1'], loadBalancerSourceRanges: ['10.2.0.2/32'] });
 const ext = port('ext', { clusterIP: '10.96.1.2', externalIPs: ['10.250.0.2'] });
-const etpLocal = port('etp-local', { clusterIP: '10.96.1.3', nodePort: 30081, externalPolicyLocal: true, healthCheckNodePort: 30181 });
+const etpLocal = port('etp-local', { clusterIP: '10.96.1.3', nodePort: 30081, externalIPs: ['10.250.0.3'], loadBalancerVIPs: ['10.250.0.4'], externalPolicyLocal: true, healthCheckNodePort: 30181 });
 const etpNone = port('etp-none', { clusterIP: '10.96.1.4', nodePort: 30082, externalPolicyLocal: true, healthCheckNodePort: 30182 });
 const itpLocal = port('itp-local', { clusterIP: '10.96.1.5', nodePort: 30083, internalPolicyLocal: true });
 const dns = port('dns', { clusterIP: '10.96.1.6', port: 53, protocol: 'UDP' });
@@ -181,8 +181,8 @@ test('features: externalIPs answer, masqueraded', () => {
 });
 
 test('features: externalTrafficPolicy Local: only local endpoints, client source preserved', () => {
-  const out = who(Array(4).fill('http://10.2.0.1:30081/who'));
-  assert.deepEqual(out, Array(4).fill('s1 10.2.0.2'));
+  const out = who([...Array(3).fill('http://10.2.0.1:30081/who'), 'http://10.250.0.3/who', 'http://10.250.0.4/who']);
+  assert.deepEqual(out, Array(5).fill('s1 10.2.0.2'), 'node port, external IP and LB IP');
   // The cluster IP of the same service still uses every endpoint.
   assert.deepEqual(names(who(Array(4).fill('http://10.96.1.3/who'))), ['s1', 's2']);
 });

@@ -87,8 +87,7 @@ const full = () => state([view(web, both), view(sticky, both), view(empty, []), 
 
 test('traffic: setup (topology, servers, first full sync)', async () => {
   topology();
-  await serve(`${P}s1`, 's1');
-  await serve(`${P}s2`, 's2');
+  await Promise.all([serve(`${P}s1`, 's1'), serve(`${P}s2`, 's2')]);
   backend = createIpvsBackend(config, { netnsPath: `/run/netns/${NODE}`, flavour: 'nft' });
   const r = await backend.sync({ state: full(), changed: null });
   assert.equal(r.full, true);
