@@ -170,7 +170,11 @@ export class NftConnection {
     const { parts, owner } = tx.messages();
     const all = [batchMarker(NFNL_MSG_BATCH_BEGIN), ...parts, batchMarker(NFNL_MSG_BATCH_END)];
     const bytes = all.reduce((n, p) => n + p.payload.length + 16, 0);
-    if (bytes > 6 << 20) this.growBuffers(bytes);
+    // The send buffer must hold the batch, and the receive buffer one ack per message: each queued ack
+    // is charged up to ~2 KiB (skb truesize), so ~20k small messages overflow a default buffer (ENOBUFS)
+    // although the batch itself is well under its size.
+    const need = Math.max(bytes * 2, all.length * 2048);
+    if (need > this.bufferBytes) this.growBuffers(need);
     const { errors } = this.socket.batch(all, opts);
     if (errors.length === 0) return;
     errors.sort((a, b) => a.index - b.index);
@@ -190,13 +194,17 @@ export class NftConnection {
     }
   }
 
-  private growBuffers(bytes: number): void {
+  /** What the buffers were set to (below this, the kernel's defaults of ~208 KiB apply). */
+  private bufferBytes = 200 << 10;
+
+  private growBuffers(need: number): void {
     const SOL_SOCKET = 1;
     const SO_SNDBUFFORCE = 32;
     const SO_RCVBUFFORCE = 33;
-    const size = Math.min(bytes * 2, 1 << 30);
+    const size = Math.min(need, 1 << 30);
     native().setsockoptInt(this.socket.fd, SOL_SOCKET, SO_SNDBUFFORCE, size);
     native().setsockoptInt(this.socket.fd, SOL_SOCKET, SO_RCVBUFFORCE, size);
+    this.bufferBytes = size;
   }
 
   close(): void {

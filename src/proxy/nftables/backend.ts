@@ -47,10 +47,6 @@ export class NftablesProxier implements ProxyBackend {
     try {
       await this.commit(tx);
     } catch (e) {
-      // (nftperf, for transaction.ts) NftConnection.commit grows the socket buffers by bytes
-      // only; ~21k acked messages overflow the 16 MiB receive queue (ENOBUFS: the kernel
-      // applied the batch, its acks were dropped), e.g. a converging full sync of ~6.5k
-      // services (one flush per chain). Growing by message count too (~1 KiB per ack) fixes it.
       if (!existing) throw e;
       // A table this layout cannot converge (e.g. a base chain of another priority
       // left by another version): replace it, in one batch again.
