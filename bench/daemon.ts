@@ -7,7 +7,8 @@
 // namespace's 127.0.0.1:6443 to it, so the namespace has no link to the host.
 // Prints, per mode: time from start to the first complete sync (the daemon's
 // "first sync complete" log line: lists, core, rules in the kernel), the
-// daemon's RSS then and after idling, and its peak RSS (VmHWM).
+// daemon's RSS then, after 10 and 30 s of idling (the steady state), and its
+// peak RSS (VmHWM).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -83,11 +84,14 @@ async function benchMode(mode: string, certsDir: string, caFile: string, n: numb
     const line = log.split('\n').find((l) => l.includes('first sync complete'))!;
     const { syncSeconds, servicePorts } = JSON.parse(line) as { syncSeconds: number; servicePorts: number };
     const atSync = memoryOf(daemon.pid!);
+    // V8 gives a sync's garbage back to the system only after it has been idle for a while.
     await new Promise((r) => setTimeout(r, 10_000));
+    const idle10 = memoryOf(daemon.pid!);
+    await new Promise((r) => setTimeout(r, 20_000));
     const idle = memoryOf(daemon.pid!);
     console.log(JSON.stringify({
       mode, services: n, 'service ports programmed': servicePorts, 'start to first sync s': +(firstSync / 1000).toFixed(2),
-      'first sync s': syncSeconds, 'rss at first sync MiB': atSync.rss, 'rss after 10 s idle MiB': idle.rss, 'peak rss MiB': idle.peak,
+      'first sync s': syncSeconds, 'rss at first sync MiB': atSync.rss, 'rss after 10 s idle MiB': idle10.rss, 'rss after 30 s idle MiB': idle.rss, 'peak rss MiB': idle.peak,
     }));
   } finally {
     await stop(daemon);
