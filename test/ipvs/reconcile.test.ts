@@ -8,7 +8,7 @@ import { planServer } from '../../src/proxy/ipvs/reconcile.js';
 import { renderPort } from '../../src/proxy/ipvs/render.js';
 import { parseIpsetSave, parseIpsetTerse, renderSetRepair, wantedMembers } from '../../src/proxy/ipvs/ipset.js';
 import { ownedRules, renderRestore } from '../../src/proxy/ipvs/rules.js';
-import { parseProcIpvs } from '../../src/proxy/ipvs/snapshot.js';
+import { parseProcIpvs, splitProcIpvs } from '../../src/proxy/ipvs/snapshot.js';
 import type { EndpointInfo, ProxyConfig, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
 
 const info = (over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
@@ -136,6 +136,10 @@ describe('full-sync read-back', () => {
     ]);
     expect(m.get('TCP/[fd00:96::a]:443')!.map((d) => [d.family, d.address, d.port])).toEqual([[6, 'fd00:1::2', 8443]]);
     expect(m.get('UDP/10.96.0.10:53')!.map((d) => `${d.address}:${d.port}`)).toEqual(['10.1.0.3:53']);
+    // The blocks a full sync compares as text: exactly each virtual server's real-server lines.
+    const blocks = splitProcIpvs(proc);
+    expect(blocks.get('SCTP/10.96.0.11:80')).toBe('');
+    expect(blocks.get('TCP/10.96.0.10:80')).toBe('  -> 0A010002:1F90      Masq    3      2          7         \n');
   });
 
   const save = [

@@ -2,9 +2,10 @@
 // the desired state, touching only what differs. A full sync compares every
 // virtual server (and so repairs `ipvsadm -C`), the addresses on kube-ipvs0,
 // every ipset and the fixed iptables rules, each read back in one go (one
-// service dump + /proc/net/ip_vs, one address dump, one `ipset save`, one
-// iptables-save), and re-renders only the service ports whose view changed,
-// so an idle full sync writes nothing. A partial sync renders and compares
+// service dump + /proc/net/ip_vs, one address dump, `ipset list -t`, one
+// iptables-save), re-renders only the service ports whose view changed and
+// re-compares only the virtual servers whose /proc text changed since they
+// last matched, so an idle full sync parses and writes next to nothing. A partial sync renders and compares
 // only the changed service ports (plus any real servers still draining), so
 // its cost does not grow with the number of services.
 import { writeFileSync } from 'node:fs';
@@ -14,14 +15,14 @@ import { native } from '../../netlink/native.js';
 import { RouteNetlink } from '../../netlink/rtnetlink.js';
 import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from '../iptables/exec.js';
 import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServiceView, SyncRequest, SyncResult } from '../model.js';
-import { DesiredIndex } from './desired.js';
+import { DesiredIndex, type DesiredServer } from './desired.js';
 import { destroySets, ipsetRestore, readSets, renderSetDelta, renderSetRepair, wantedMembers } from './ipset.js';
 import { ensureDummy, hostCidr } from './link.js';
 import { IPVS_DUMMY_LINK } from './names.js';
-import { planServer, type KernelServer } from './reconcile.js';
+import { planServer, serviceDiffers, type KernelServer } from './reconcile.js';
 import { renderPort } from './render.js';
 import { removeRules, syncRules } from './rules.js';
-import { readKernelTable } from './snapshot.js';
+import { entryDests, readKernelTable } from './snapshot.js';
 
 export interface IpvsBackendOptions {
   netnsPath?: string;
@@ -40,6 +41,13 @@ export interface IpvsBackendOptions {
   drainCheckMs?: number;
 }
 
+/** A virtual server found as desired: what was wanted, and the kernel's /proc text of its real servers then. */
+interface MatchedServer {
+  readonly want: DesiredServer;
+  readonly destText: string;
+  readonly draining: number;
+}
+
 export class IpvsBackend implements ProxyBackend {
   readonly mode = 'ipvs' as const;
   readonly family: IPFamily;
@@ -53,6 +61,8 @@ export class IpvsBackend implements ProxyBackend {
   /** The view each service port in the index was rendered from, and the options it was rendered with. */
   private rendered = new Map<string, ServiceView>();
   private renderKey = '';
+  /** Virtual servers the last full sync found as desired, with the /proc text they had then. */
+  private matched = new Map<string, MatchedServer>();
   /** podwire's iptables rules as they read back after the last write (rules.ts syncRules). */
   private rulesSeen: string | null = null;
   /** Virtual servers with real servers at weight 0, waiting for connections to end. */
@@ -156,8 +166,23 @@ export class IpvsBackend implements ProxyBackend {
       for (const name of [...this.rendered.keys()]) if (!req.state.services.has(name)) render(name, undefined);
       this.index.takeDelta();
       const kernel = readKernelTable(ipvs, this.opts.netnsPath, this.family, (a) => this.excluded(a));
-      for (const k of this.index.servers.keys()) plan(k, kernel.get(k));
-      for (const [k, have] of kernel) if (!this.index.servers.has(k)) plan(k, have);
+      const matched = new Map<string, MatchedServer>();
+      for (const [k, want] of this.index.servers) {
+        const e = kernel.get(k);
+        const seen = this.matched.get(k);
+        // The same desired server, and the kernel shows the very text it showed when they last matched: still matched.
+        if (e && e.destText !== null && seen && seen.want === want && seen.destText === e.destText && !serviceDiffers(want.service, e.service)) {
+          matched.set(k, seen);
+          if (seen.draining > 0) nowDraining.add(k);
+          continue;
+        }
+        const p = planServer(want, e && { service: e.service, dests: entryDests(ipvs, e) });
+        ops.push(...p.ops);
+        if (p.draining > 0) nowDraining.add(k);
+        if (p.ops.length === 0 && e && e.destText !== null) matched.set(k, { want, destText: e.destText, draining: p.draining });
+      }
+      this.matched = matched;
+      for (const [k, e] of kernel) if (!this.index.servers.has(k)) plan(k, { service: e.service, dests: [] });
       // Addresses: exactly the desired ones on kube-ipvs0.
       const want = new Set([...this.index.addresses].map(hostCidr));
       const have = rt.listAddresses({ index: linkIndex, family: this.family });
@@ -184,6 +209,7 @@ export class IpvsBackend implements ProxyBackend {
       for (const name of req.changed!) render(name, req.state.services.get(name));
       const delta = this.index.takeDelta();
       for (const k of this.draining) delta.servers.add(k);
+      for (const k of delta.servers) this.matched.delete(k);
       for (const k of delta.servers) {
         const have = this.kernelServer(k);
         if (have && this.excluded(have.service.address)) continue;
@@ -266,6 +292,7 @@ export class IpvsBackend implements ProxyBackend {
     this.rendered.clear();
     this.renderKey = '';
     this.rulesSeen = null;
+    this.matched.clear();
     this.draining.clear();
   }
 }

@@ -5,11 +5,12 @@
 // text holds, per real server, everything a sync compares (address, port,
 // forwarding method, weight, active and inactive connections). It does not
 // show thresholds or persistent-connection counts, which podwire never sets.
+// Each virtual server's lines are kept as text: the backend parses only the
+// ones that differ from the text it saw when that server last matched.
 import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
-import { serviceKeyString, type ForwardMethod, type Ipvs, type IpvsProtocol, type RealServerStatus } from '../../netlink/ipvs.js';
+import { serviceKeyString, type ForwardMethod, type Ipvs, type IpvsProtocol, type RealServerStatus, type VirtualServer } from '../../netlink/ipvs.js';
 import { native } from '../../netlink/native.js';
-import type { KernelServer } from './reconcile.js';
 
 const PROTOCOLS = new Set<IpvsProtocol>(['TCP', 'UDP', 'SCTP']);
 const FORWARD: Record<string, ForwardMethod> = { Masq: 'masq', Local: 'local', Tunnel: 'tunnel', Route: 'route' };
@@ -40,49 +41,67 @@ function fields(line: string, from: number): string[] {
   return out;
 }
 
-/**
- * The real servers of every protocol/address/port virtual server in a
- * /proc/net/ip_vs text, by serviceKeyString. Firewall-mark services are
- * skipped (podwire never makes them).
- */
-export function parseProcIpvs(text: string): Map<string, RealServerStatus[]> {
-  const out = new Map<string, RealServerStatus[]>();
-  let dests: RealServerStatus[] | null = null;
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    const line = text.slice(start, end);
-    start = end + 1;
-    if (line.startsWith('  -> ')) {
-      if (!dests) continue;
-      const f = fields(line, 5);
-      const at = f.length >= 5 ? parseHexEndpoint(f[0]!) : null;
-      if (!at) continue;
-      dests.push({
-        family: at.family,
-        address: at.address,
-        port: at.port,
-        forward: FORWARD[f[1]!] ?? 'masq',
-        weight: Number(f[2]),
-        upperThreshold: 0,
-        lowerThreshold: 0,
-        activeConns: Number(f[3]),
-        inactiveConns: Number(f[4]),
-        persistConns: 0,
-      });
-      continue;
-    }
-    dests = null;
-    const f = fields(line, 0);
-    const protocol = f[0] as IpvsProtocol;
-    if (!PROTOCOLS.has(protocol)) continue; // the header lines, FWM services
-    const at = parseHexEndpoint(f[1] ?? '');
+/** The real servers in the lines a virtual server's block holds in /proc/net/ip_vs. */
+export function parseDestLines(block: string): RealServerStatus[] {
+  const out: RealServerStatus[] = [];
+  for (const line of block.split('\n')) {
+    if (!line.startsWith('  -> ')) continue;
+    const f = fields(line, 5);
+    const at = f.length >= 5 ? parseHexEndpoint(f[0]!) : null;
     if (!at) continue;
-    dests = [];
-    out.set(serviceKeyString({ family: at.family, protocol, address: at.address, port: at.port }), dests);
+    out.push({
+      family: at.family,
+      address: at.address,
+      port: at.port,
+      forward: FORWARD[f[1]!] ?? 'masq',
+      weight: Number(f[2]),
+      upperThreshold: 0,
+      lowerThreshold: 0,
+      activeConns: Number(f[3]),
+      inactiveConns: Number(f[4]),
+      persistConns: 0,
+    });
   }
   return out;
+}
+
+/**
+ * Every protocol/address/port virtual server in a /proc/net/ip_vs text, by
+ * serviceKeyString, with the text of its real-server lines (unparsed: an
+ * unchanged block is compared as text, so an idle sync parses nothing).
+ * Firewall-mark services are skipped (podwire never makes them).
+ */
+export function splitProcIpvs(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let key: string | null = null;
+  let blockStart = 0;
+  let pos = 0;
+  const close = (end: number) => {
+    if (key !== null) out.set(key, text.slice(blockStart, end));
+    key = null;
+  };
+  while (pos < text.length) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    if (!text.startsWith('  -> ', pos)) {
+      close(pos);
+      const f = fields(text.slice(pos, end), 0);
+      const protocol = f[0] as IpvsProtocol;
+      const at = PROTOCOLS.has(protocol) ? parseHexEndpoint(f[1] ?? '') : null; // null: header lines, FWM services
+      if (at) {
+        key = serviceKeyString({ family: at.family, protocol, address: at.address, port: at.port });
+        blockStart = end + 1;
+      }
+    }
+    pos = end + 1;
+  }
+  close(text.length);
+  return out;
+}
+
+/** The real servers of every virtual server in a /proc/net/ip_vs text, by serviceKeyString. */
+export function parseProcIpvs(text: string): Map<string, RealServerStatus[]> {
+  return new Map([...splitProcIpvs(text)].map(([k, block]) => [k, parseDestLines(block)]));
 }
 
 /** /proc/net/ip_vs of the namespace (read on this thread, inside it, by the addon). */
@@ -91,16 +110,27 @@ export function readProcIpvs(netnsPath: string | undefined): string {
   return netnsPath ? native().readFileInNetns(netnsPath, path) : readFileSync(path, 'utf8');
 }
 
-/** Every virtual server of one family with its real servers, by serviceKeyString. */
-export function readKernelTable(ipvs: Ipvs, netnsPath: string | undefined, family: 4 | 6, skip: (address: string) => boolean): Map<string, KernelServer> {
+/** One virtual server as the kernel has it; its real servers as /proc text (null: ask netlink). */
+export interface KernelEntry {
+  readonly service: VirtualServer;
+  readonly destText: string | null;
+}
+
+/** Every virtual server of one family, by serviceKeyString. */
+export function readKernelTable(ipvs: Ipvs, netnsPath: string | undefined, family: 4 | 6, skip: (address: string) => boolean): Map<string, KernelEntry> {
   const services = ipvs.listServices();
-  const dests = parseProcIpvs(readProcIpvs(netnsPath));
-  const out = new Map<string, KernelServer>();
+  const blocks = splitProcIpvs(readProcIpvs(netnsPath));
+  const out = new Map<string, KernelEntry>();
   for (const s of services) {
     if (s.family !== family || skip(s.address)) continue;
     const k = serviceKeyString(s);
-    // A virtual server added between the two reads: ask netlink for its real servers.
-    out.set(k, { service: s, dests: dests.get(k) ?? ipvs.listDestinations(s) });
+    // null: a virtual server added between the two reads.
+    out.set(k, { service: s, destText: blocks.get(k) ?? null });
   }
   return out;
+}
+
+/** The real servers of an entry: parsed from its /proc text, or listed over netlink when it has none. */
+export function entryDests(ipvs: Ipvs, e: KernelEntry): RealServerStatus[] {
+  return e.destText === null ? ipvs.listDestinations(e.service) : parseDestLines(e.destText);
 }
