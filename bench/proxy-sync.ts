@@ -16,6 +16,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IptablesBackend } from '../src/proxy/iptables/index.js';
+import { iptablesTool } from '../src/proxy/iptables/exec.js';
+import { CANARY_CHAIN } from '../src/proxy/iptables/render.js';
 import type { Flavour } from '../src/proxy/iptables/index.js';
 import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
 
@@ -113,6 +115,12 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
     t = performance.now();
     await backend.sync({ state: stateOf(services), changed: new Set([added.info.name]) });
     const addMs = performance.now() - t;
+
+    // The floor of any change: a restore that touches the nat table and changes nothing in it.
+    const tool = iptablesTool(flavour, 4, `/run/netns/${ns}`);
+    t = performance.now();
+    await tool.restore(`*nat\n-F ${CANARY_CHAIN}\nCOMMIT\n`);
+    const floorMs = performance.now() - t;
     const own = coldMs - coldT.restoreMs - coldT.readbackMs;
     return {
       flavour,
@@ -130,7 +138,9 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
       'ep restore s': s(epRestoreMs),
       'ep render ms': epRenderMs.toFixed(1),
       'add svc s': s(addMs),
+      'nat floor s': s(floorMs),
       'change % of cold': ((100 * Math.max(epMs, addMs)) / coldMs).toFixed(1),
+      'floor % of cold': ((100 * floorMs) / coldMs).toFixed(1),
       'state rss MiB': mib(stateRss),
       'rss MiB': mib(process.memoryUsage().rss),
       'max rss MiB': mib(process.resourceUsage().maxRSS * 1024),

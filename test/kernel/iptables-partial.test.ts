@@ -96,5 +96,18 @@ for (const flavour of ['nft', 'legacy'] as Flavour[]) {
       expect(tally(await c.probe(a.ns, '10.96.1.10', 80, { count: 3 }))).toEqual({ a: 3 });
       expect(tally(await c.probe(a.ns, '10.96.1.11', 80, { count: 2 }))).toEqual({ a: 2 });
     });
+
+    it('a restore the kernel refuses names the line, applies nothing of it, and the next sync is full', async () => {
+      const bad = svcInfo('default', 'bad', { clusterIP: '10.96.1.300' });
+      const before = await save('nat');
+      const err = await be.sync({ state: services([a], [view(bad, [podEp(a)])]), changed: new Set([bad.name]) }).then(() => null, (e: Error) => e);
+      // The partial restore failed, then the full one it fell back to: both refused the same line.
+      expect(err?.message).toMatch(new RegExp(`^iptables-${flavour}-restore failed \\(exit \\d\\)`));
+      expect(err?.message).toMatch(/\[line \d+: -A KUBE-S\S+ .*-d 10\.96\.1\.300\/32 .*\]$/);
+      expect(await save('nat')).toBe(before);
+      const res = await be.sync({ state: services([a]), changed: new Set([bad.name]) });
+      expect(res.full).toBe(true);
+      expect(tally(await c.probe(a.ns, '10.96.1.10', 80, { count: 2 }))).toEqual({ a: 2 });
+    });
   });
 }

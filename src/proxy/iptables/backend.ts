@@ -74,16 +74,27 @@ function jumps(): Jump[] {
   return out;
 }
 
-/** Chain names declared in one table of iptables-save output, and that table's rules. */
+/**
+ * Chain names declared in one table of iptables-save output, and the rules of the chains podwire does not own
+ * (where its jumps live). Scans the text in place: at 10k services the nat table is ~40 MB, never split whole.
+ */
 function parseTable(save: string, table: string): { chains: Set<string>; rules: string[] } {
   const chains = new Set<string>();
   const rules: string[] = [];
   let inside = false;
-  for (const line of save.split('\n')) {
-    if (line.startsWith('*')) inside = line === `*${table}`;
-    else if (!inside) continue;
-    else if (line.startsWith(':')) chains.add(line.slice(1).split(' ')[0]!);
-    else if (line.startsWith('-A ')) rules.push(line);
+  for (let at = 0; at < save.length; ) {
+    let end = save.indexOf('\n', at);
+    if (end < 0) end = save.length;
+    const c = save.charCodeAt(at);
+    if (c === 42 /* '*' */) inside = save.slice(at + 1, end) === table;
+    else if (inside && c === 58 /* ':' */) {
+      const space = save.indexOf(' ', at);
+      chains.add(save.slice(at + 1, space > 0 && space < end ? space : end));
+    } else if (inside && save.startsWith('-A ', at)) {
+      const space = save.indexOf(' ', at + 3);
+      if (!ownsChain(save.slice(at + 3, space > 0 && space < end ? space : end))) rules.push(save.slice(at, end));
+    }
+    at = end + 1;
   }
   return { chains, rules };
 }
@@ -230,7 +241,8 @@ export class IptablesBackend implements ProxyBackend {
     // Sorted so two syncs of the same state write the same text.
     const names = [...services.keys()].sort();
     const next = new Map<string, Committed>();
-    const wanted = new Set<string>();
+    // Per-service chains the kernel has that no service has claimed yet: what is left at the end is stale.
+    const leftover = new Set([...natHave.chains].filter(isPerServiceChain));
     const natJumps: string[] = [];
     const filterJumps: string[] = [];
     for (const j of [...jumps()].reverse()) {
@@ -253,7 +265,7 @@ export class IptablesBackend implements ProxyBackend {
         count.lines += r.chains.length + r.ownLines + r.natEntryLines + r.filterEntryLines;
         let decl = '';
         for (const ch of r.chains) {
-          wanted.add(ch);
+          leftover.delete(ch);
           decl += declare(ch);
         }
         yield decl;
@@ -284,7 +296,7 @@ export class IptablesBackend implements ProxyBackend {
       for (const name of names) yield next.get(name)!.natEntries;
       yield fixed.natTail;
       // Stale: per-service chains the kernel has and no service wants (all flushed before any is deleted).
-      const stale = [...natHave.chains].filter((ch) => isPerServiceChain(ch) && !wanted.has(ch));
+      const stale = [...leftover];
       for (const ch of stale) yield declare(ch);
       for (const ch of stale) yield `-X ${ch}\n`;
       yield 'COMMIT\n';
