@@ -4,40 +4,18 @@
 // Kubernetes source's onSynced, then until the core's change tracker has built
 // the ProxyState's service views (no kernel apply), and RSS afterwards. The server runs in a child
 // process so its memory and CPU are not counted.
-import { fork } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ChangeTracker } from '../src/proxy/core/change-tracker.js';
 import { createKubernetesSource } from '../src/sources/kubernetes/index.js';
 import type { SourceHandler } from '../src/sources/source.js';
-import { ENDPOINTSLICES, FakeApiServer, loadTestCerts, makeTestCerts, NODES, SERVICES } from '../test/helpers/fake-apiserver.js';
-import { clusterObjects } from './lib/cluster-objects.js';
-
-const TOKEN = 'bench-token';
-
-async function serve(dir: string, n: number, eps: number): Promise<void> {
-  const api = await FakeApiServer.start(loadTestCerts(dir), { token: TOKEN });
-  const { services, slices, node } = clusterObjects(n, eps);
-  api.bulkLoad(SERVICES, services);
-  api.bulkLoad(ENDPOINTSLICES, slices);
-  api.upsert(NODES, node);
-  process.send?.({ port: api.port });
-}
+import { runBench, startClusterServer } from './lib/api-server.js';
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 10_000);
   const eps = Number(process.argv[3] ?? 10);
   const pageSize = Number(process.argv[4] ?? 500);
-  const certs = await makeTestCerts();
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', certs.dir, String(n), String(eps)], { stdio: 'inherit' });
+  const server = await startClusterServer(import.meta.url, n, eps);
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once('message', (m) => resolve((m as { port: number }).port));
-      child.once('exit', (code) => reject(new Error(`fake API server exited (${code})`)));
-    });
-    const kubeconfig = join(certs.dir, 'kubeconfig');
-    writeFileSync(kubeconfig, `current-context: b\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}", certificate-authority: ${certs.caFile}}}]\nusers: [{name: u, user: {token: ${TOKEN}}}]\ncontexts: [{name: b, context: {cluster: c, user: u}}]\n`);
+    const kubeconfig = server.kubeconfig(`https://127.0.0.1:${server.port}`);
     const rssBefore = process.memoryUsage().rss;
     // The core's own change tracker receives the events, as in the daemon.
     const tracker = new ChangeTracker('node-0', [4]);
@@ -75,16 +53,8 @@ async function main(): Promise<void> {
     console.log(`  RSS at onSynced (source + stored objects): ${(rssSynced / 2 ** 20).toFixed(1)} MiB`);
     console.log(`  RSS with the core's state built: ${(rss / 2 ** 20).toFixed(1)} MiB (before the list: ${(rssBefore / 2 ** 20).toFixed(1)} MiB, peak: ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB; target <= 150 MiB)`);
   } finally {
-    child.kill();
-    certs.cleanup();
+    server.stop();
   }
 }
 
-if (process.argv[2] === '--serve') {
-  void serve(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]));
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBench(main);

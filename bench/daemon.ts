@@ -9,26 +9,13 @@
 // "first sync complete" log line: lists, core, rules in the kernel), the
 // daemon's RSS then, after 10 and 30 s of idling (the steady state), and its
 // peak RSS (VmHWM).
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENDPOINTSLICES, FakeApiServer, loadTestCerts, makeTestCerts, NODES, SERVICES } from '../test/helpers/fake-apiserver.js';
-import { clusterObjects } from './lib/cluster-objects.js';
+import { runBench, startClusterServer, type ClusterServer } from './lib/api-server.js';
 
-const TOKEN = 'bench-token';
 const PODWIRE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podwire');
-
-async function serve(dir: string, n: number, eps: number): Promise<void> {
-  const api = await FakeApiServer.start(loadTestCerts(dir), { token: TOKEN });
-  await api.listenUnix(join(dir, 'api.sock'));
-  const { services, slices, node } = clusterObjects(n, eps);
-  api.bulkLoad(SERVICES, services);
-  api.bulkLoad(ENDPOINTSLICES, slices);
-  api.upsert(NODES, node);
-  process.send?.({ ready: true });
-}
 
 function opt(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -50,7 +37,7 @@ function stop(p: ChildProcess | undefined): Promise<void> {
   });
 }
 
-async function benchMode(mode: string, certsDir: string, caFile: string, n: number): Promise<void> {
+async function benchMode(mode: string, server: ClusterServer, n: number): Promise<void> {
   const ns = `pw-b-daemon-${mode}`;
   try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ }
   execFileSync('ip', ['netns', 'add', ns]);
@@ -58,10 +45,9 @@ async function benchMode(mode: string, certsDir: string, caFile: string, n: numb
   let daemon: ChildProcess | undefined;
   try {
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    forwarder = spawn('ip', ['netns', 'exec', ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${join(certsDir, 'api.sock')}`], { stdio: 'ignore' });
+    forwarder = spawn('ip', ['netns', 'exec', ns, 'socat', 'TCP-LISTEN:6443,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${server.socket}`], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));
-    const kubeconfig = join(certsDir, 'kubeconfig');
-    writeFileSync(kubeconfig, `current-context: b\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", certificate-authority: ${caFile}}}]\nusers: [{name: u, user: {token: ${TOKEN}}}]\ncontexts: [{name: b, context: {cluster: c, user: u}}]\n`);
+    const kubeconfig = server.kubeconfig('https://127.0.0.1:6443');
     const env = { ...process.env };
     delete env.NODE_EXTRA_CA_CERTS; // costs start-up time, and a runtime would not pass it
     const t0 = performance.now();
@@ -104,25 +90,12 @@ async function main(): Promise<void> {
   const modes = opt('modes', 'iptables,nftables').split(',');
   const n = Number(opt('services', '10000'));
   const eps = Number(opt('endpoints', '10'));
-  const certs = await makeTestCerts();
-  const server = fork(fileURLToPath(import.meta.url), ['--serve', certs.dir, String(n), String(eps)], { stdio: 'inherit' });
+  const server = await startClusterServer(import.meta.url, n, eps);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('message', () => resolve());
-      server.once('exit', (code) => reject(new Error(`API server exited (${code})`)));
-    });
-    for (const mode of modes) await benchMode(mode, certs.dir, certs.caFile, n);
+    for (const mode of modes) await benchMode(mode, server, n);
   } finally {
-    server.kill();
-    certs.cleanup();
+    server.stop();
   }
 }
 
-if (process.argv[2] === '--serve') {
-  void serve(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]));
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBench(main);
