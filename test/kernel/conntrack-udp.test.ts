@@ -4,16 +4,14 @@
 // (the pod still runs and would answer), the very next datagram must reach the remaining endpoint; without
 // the cleanup the entry keeps DNATing to the old one for as long as the client keeps sending. Another UDP
 // flow, to a service that did not change, keeps its entry (no blanket flush, kubernetes#122740).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, PROBE, type Pod, type ProbeAttempt } from '../helpers/cluster.js';
+import { ProxyDaemon } from '../helpers/daemon.js';
 import { nsMust, nsRun } from '../helpers/netns.js';
 
-const PODWIRE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podwire');
 const DNS_IP = '10.96.3.10';
 const OTHER_IP = '10.96.3.11';
 const SPORT = 40053;
@@ -22,8 +20,7 @@ const OTHER_SPORT = 40054;
 let c: Cluster;
 let a: Pod, b: Pod, client: Pod;
 let dir = '';
-let daemon: ChildProcess | null = null;
-let log = '';
+const daemon = new ProxyDaemon();
 
 function udpService(name: string, ip: string): unknown {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
@@ -56,18 +53,6 @@ async function flow(ip: string, sport: number): Promise<string[]> {
   return r.stdout.split('\n').filter((l) => l.startsWith('udp'));
 }
 
-async function eventually(check: () => Promise<void>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > end) throw new Error(`${(err as Error).message}\n--- daemon log ---\n${log.slice(-3000)}`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
-}
-
 beforeAll(async () => {
   c = await Cluster.create('ipt-udp', { nodes: 1 });
   a = await c.addPod('a', 1);
@@ -76,31 +61,20 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pw-ipt-udp-'));
   writeManifest('dns.json', udpService('dns', DNS_IP), udpSlice('dns', [a, b]));
   writeManifest('other.json', udpService('other', OTHER_IP), udpSlice('other', [b]));
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  daemon = spawn('ip', ['netns', 'exec', c.node(1).ns, process.execPath, PODWIRE, 'proxy', '--proxy-mode', 'iptables', '--manifests', dir,
-    '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env });
-  daemon.stdout?.on('data', (d: Buffer) => (log += String(d)));
-  daemon.stderr?.on('data', (d: Buffer) => (log += String(d)));
+  daemon.start(c.node(1).ns, ['--proxy-mode', 'iptables', '--manifests', dir,
+    '--hostname-override', 'node-1', '--cluster-cidr', '10.244.0.0/16', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249']);
 }, 120_000);
 
 afterAll(async () => {
-  const d = daemon;
-  daemon = null;
-  if (d && d.exitCode === null) {
-    const exited = new Promise((res) => d.on('exit', res));
-    d.kill('SIGTERM');
-    await exited;
-  }
+  await daemon.stop();
   await c?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('UDP stale conntrack cleanup (iptables mode)', () => {
   it('the next datagram of a stream reaches a live endpoint once its endpoint leaves the slice', async () => {
-    await eventually(async () => expect((await send(DNS_IP, SPORT)).result).toBe('ok'));
-    await eventually(async () => expect((await send(OTHER_IP, OTHER_SPORT)).server).toBe('b'));
+    await daemon.eventually(async () => expect((await send(DNS_IP, SPORT)).result).toBe('ok'));
+    await daemon.eventually(async () => expect((await send(OTHER_IP, OTHER_SPORT)).server).toBe('b'));
     // The stream is pinned: every datagram from this port goes where the first one went.
     const first = (await send(DNS_IP, SPORT)).server!;
     for (let i = 0; i < 5; i++) expect((await send(DNS_IP, SPORT)).server).toBe(first);
@@ -110,8 +84,11 @@ describe('UDP stale conntrack cleanup (iptables mode)', () => {
 
     writeManifest('dns.json', udpService('dns', DNS_IP), udpSlice('dns', [stays]));
     // Wait until the rules no longer name the removed endpoint (the cleanup runs right after that restore).
-    await eventually(async () => expect(await nsMust(c.node(1).ns, 'iptables-save', ['-t', 'nat'])).not.toContain(`--to-destination ${gone.ip4}:8081`));
-    await eventually(async () => expect(await flow(DNS_IP, SPORT)).not.toContainEqual(expect.stringContaining(`src=${gone.ip4} dst=${client.ip4}`)), 3000);
+    // (Only the dns service's rules: pod b also backs "other", whose DNAT to it stays.)
+    const dnsDnatTo = async (ip: string) => (await nsMust(c.node(1).ns, 'iptables-save', ['-t', 'nat'])).split('\n').filter((l) => l.includes('"default/dns:dns"') && l.includes(`--to-destination ${ip}:8081`));
+    await daemon.eventually(async () => expect(await dnsDnatTo(gone.ip4)).toEqual([]));
+    expect(await dnsDnatTo(stays.ip4)).toHaveLength(1);
+    await daemon.eventually(async () => expect(await flow(DNS_IP, SPORT)).not.toContainEqual(expect.stringContaining(`src=${gone.ip4} dst=${client.ip4}`)), 3000);
     const next = await send(DNS_IP, SPORT);
     expect(next).toMatchObject({ result: 'ok', server: stays.name });
     for (let i = 0; i < 3; i++) expect((await send(DNS_IP, SPORT)).server).toBe(stays.name);

@@ -4,21 +4,19 @@
 // answer within seconds, and an unreachable API server withdraws nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, tally, type Pod } from '../helpers/cluster.js';
+import { ProxyDaemon } from '../helpers/daemon.js';
 import { ENDPOINTSLICES, FakeApiServer, makeTestCerts, NODES, SERVICES, type FakeObject, type TestCerts } from '../helpers/fake-apiserver.js';
 
 
-const PODWIRE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podwire');
 let c: Cluster;
 let a: Pod, r: Pod, client: Pod;
 let certs: TestCerts;
 let api: FakeApiServer;
 let forwarder: ChildProcess | undefined;
-let daemon: ChildProcess | undefined;
-let log = '';
+const daemon = new ProxyDaemon();
 
 function service(name: string, ip: string): FakeObject {
   return { metadata: { name, namespace: 'default' }, spec: { type: 'ClusterIP', clusterIP: ip, clusterIPs: [ip], ipFamilies: ['IPv4'], ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] } };
@@ -44,18 +42,6 @@ async function stopForwarder(): Promise<void> {
   await gone;
 }
 
-async function eventually(check: () => Promise<void>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > end) throw new Error(`${(err as Error).message}\n--- daemon log ---\n${log.slice(-3000)}`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
-}
-
 const probe = (ip: string, count = 8) => c.probe(client.ns, ip, 80, { count, timeoutMs: 800 });
 
 beforeAll(async () => {
@@ -72,21 +58,12 @@ beforeAll(async () => {
   api.upsert(NODES, { metadata: { name: 'node-1' }, status: { addresses: [{ type: 'InternalIP', address: c.node(1).ip4 }] } });
   api.upsert(SERVICES, service('web', '10.96.0.10'));
   api.upsert(ENDPOINTSLICES, slice('web', [a, r]));
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  daemon = spawn('ip', ['netns', 'exec', c.node(1).ns, process.execPath, PODWIRE, 'proxy', '--kubeconfig', kubeconfig, '--hostname-override', 'node-1',
-    '--cluster-cidr', '10.244.0.0/16', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  daemon.stdout?.on('data', (d: Buffer) => (log += String(d)));
-  daemon.stderr?.on('data', (d: Buffer) => (log += String(d)));
+  daemon.start(c.node(1).ns, ['--kubeconfig', kubeconfig, '--hostname-override', 'node-1',
+    '--cluster-cidr', '10.244.0.0/16', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249']);
 }, 120_000);
 
 afterAll(async () => {
-  if (daemon && daemon.exitCode === null) {
-    const d = daemon;
-    const exited = new Promise((res) => d.once('exit', res));
-    d.kill('SIGTERM');
-    await exited;
-  }
+  await daemon.stop();
   // The rules the daemon leaves live in the cluster's namespaces, which go with it.
   await stopForwarder();
   await api?.close();
@@ -96,7 +73,7 @@ afterAll(async () => {
 
 describe('podwire proxy (iptables) following the Kubernetes API', () => {
   it('programs what it lists: traffic to the cluster IP reaches both endpoints', async () => {
-    await eventually(async () => expect(Object.keys(tally(await probe('10.96.0.10'))).sort()).toEqual(['a', 'r']), 20_000);
+    await daemon.eventually(async () => expect(Object.keys(tally(await probe('10.96.0.10'))).sort()).toEqual(['a', 'r']), 20_000);
     const watches = api.requests.filter((q) => q.watch);
     expect(watches.some((q) => q.path === SERVICES && q.query.get('allowWatchBookmarks') === 'true')).toBe(true);
   });
@@ -105,7 +82,7 @@ describe('podwire proxy (iptables) following the Kubernetes API', () => {
     const t0 = Date.now();
     api.upsert(SERVICES, service('api', '10.96.0.20'));
     api.upsert(ENDPOINTSLICES, slice('api', [r]));
-    await eventually(async () => expect(tally(await probe('10.96.0.20', 3))).toEqual({ r: 3 }), 10_000);
+    await daemon.eventually(async () => expect(tally(await probe('10.96.0.20', 3))).toEqual({ r: 3 }), 10_000);
     const took = Date.now() - t0;
     expect(took).toBeLessThan(5000);
   });
@@ -118,10 +95,10 @@ describe('podwire proxy (iptables) following the Kubernetes API', () => {
     expect(tally(await probe('10.96.0.20', 3))).toEqual({ r: 3 });
     startForwarder();
     api.upsert(ENDPOINTSLICES, slice('web', [a]));
-    await eventually(async () => expect(tally(await probe('10.96.0.10'))).toEqual({ a: 8 }), 20_000);
+    await daemon.eventually(async () => expect(tally(await probe('10.96.0.10'))).toEqual({ a: 8 }), 20_000);
     api.remove(SERVICES, 'api', 'default');
-    await eventually(async () => expect((await probe('10.96.0.20', 1))[0]?.result).not.toBe('ok'), 20_000);
-    expect(daemon?.exitCode).toBeNull();
+    await daemon.eventually(async () => expect((await probe('10.96.0.20', 1))[0]?.result).not.toBe('ok'), 20_000);
+    expect(daemon.running).toBe(true);
   });
 });
 

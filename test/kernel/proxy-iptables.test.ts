@@ -1,19 +1,16 @@
 // bin/podwire proxy --manifests DIR inside a node namespace, with the iptables backend, checked by traffic.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, tally, type Pod } from '../helpers/cluster.js';
+import { PODWIRE, ProxyDaemon } from '../helpers/daemon.js';
 import { nsMust, nsRun } from '../helpers/netns.js';
 
-const PODWIRE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'podwire');
 let c: Cluster;
 let a: Pod, b: Pod, r: Pod;
 let dir = '';
-let daemon: ChildProcess | null = null;
-let log = '';
+const daemon = new ProxyDaemon();
 
 function service(name: string, ip: string): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
@@ -30,36 +27,9 @@ function list(...items: string[]): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: items.map((i) => JSON.parse(i)) });
 }
 
-function startDaemon(extra: string[] = []): ChildProcess {
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn('ip', ['netns', 'exec', c.node(1).ns, process.execPath, PODWIRE, 'proxy', '--manifests', dir, '--hostname-override', 'node-1',
-    '--cluster-cidr', '10.244.0.0/16', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  child.stdout?.on('data', (d: Buffer) => (log += String(d)));
-  child.stderr?.on('data', (d: Buffer) => (log += String(d)));
-  return child;
-}
-
-async function stopDaemon(): Promise<number | null> {
-  const d = daemon;
-  daemon = null;
-  if (!d || d.exitCode !== null) return d?.exitCode ?? null;
-  const exited = new Promise<number | null>((resolve) => d.on('exit', (code) => resolve(code)));
-  d.kill('SIGTERM');
-  return exited;
-}
-
-/** Polls until check passes (it throws otherwise) or the time is up. */
-async function eventually(check: () => Promise<void>, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > end) throw new Error(`${(err as Error).message}\n--- daemon log ---\n${log.slice(-3000)}`);
-      await new Promise((res) => setTimeout(res, 250));
-    }
-  }
+function startDaemon(extra: string[] = []): void {
+  daemon.start(c.node(1).ns, ['--manifests', dir, '--hostname-override', 'node-1',
+    '--cluster-cidr', '10.244.0.0/16', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249', ...extra]);
 }
 
 async function http(path: string, port: number): Promise<{ status: number; body: string }> {
@@ -77,11 +47,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pw-iptd-'));
   writeFileSync(join(dir, 'web.json'), list(service('web', '10.96.0.10'), slice('web', [a, r])));
   writeFileSync(join(dir, 'node.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1' }, status: { addresses: [{ type: 'InternalIP', address: c.node(1).ip4 }] } }));
-  daemon = startDaemon();
+  startDaemon();
 }, 120_000);
 
 afterAll(async () => {
-  await stopDaemon();
+  await daemon.stop();
   await c?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -90,26 +60,26 @@ const probeWeb = () => c.probe(b.ns, '10.96.0.10', 80, { count: 12, timeoutMs: 8
 
 describe('podwire proxy (iptables) from a manifests directory', () => {
   it('programs the services it reads: traffic reaches local and remote endpoints', async () => {
-    await eventually(async () => expect(Object.keys(tally(await probeWeb())).sort()).toEqual(['a', 'r']));
+    await daemon.eventually(async () => expect(Object.keys(tally(await probeWeb())).sort()).toEqual(['a', 'r']));
   });
 
   it('an endpoint removed from the slice stops getting traffic', async () => {
     writeFileSync(join(dir, 'web.json'), list(service('web', '10.96.0.10'), slice('web', [a])));
-    await eventually(async () => expect(tally(await probeWeb())).toEqual({ a: 12 }));
+    await daemon.eventually(async () => expect(tally(await probeWeb())).toEqual({ a: 12 }));
   });
 
   it('a service added and removed at run time; a bad manifest does not stop the rest', async () => {
     writeFileSync(join(dir, 'broken.yaml'), 'kind: Service\nmetadata: [unclosed\n');
     writeFileSync(join(dir, 'api.json'), list(service('api', '10.96.0.20'), slice('api', [r])));
-    await eventually(async () => expect(tally(await c.probe(b.ns, '10.96.0.20', 80, { count: 3, timeoutMs: 800 }))).toEqual({ r: 3 }));
+    await daemon.eventually(async () => expect(tally(await c.probe(b.ns, '10.96.0.20', 80, { count: 3, timeoutMs: 800 }))).toEqual({ r: 3 }));
     expect(tally(await probeWeb())).toEqual({ a: 12 });
-    expect(log).toContain('broken.yaml');
+    expect(daemon.log).toContain('broken.yaml');
     unlinkSync(join(dir, 'api.json'));
-    await eventually(async () => expect((await c.probe(b.ns, '10.96.0.20', 80, { timeoutMs: 800 }))[0]?.result).not.toBe('ok'));
+    await daemon.eventually(async () => expect((await c.probe(b.ns, '10.96.0.20', 80, { timeoutMs: 800 }))[0]?.result).not.toBe('ok'));
   });
 
   it('serves /healthz, /livez and /metrics with kube-proxy names', async () => {
-    await eventually(async () => expect((await http('/healthz', 10256)).status).toBe(200));
+    await daemon.eventually(async () => expect((await http('/healthz', 10256)).status).toBe(200));
     expect(JSON.parse((await http('/healthz', 10256)).body)).toHaveProperty('lastUpdated');
     expect((await http('/livez', 10256)).status).toBe(200);
     const m = (await http('/metrics', 10249)).body;
@@ -119,10 +89,10 @@ describe('podwire proxy (iptables) from a manifests directory', () => {
 
   it('SIGTERM leaves the rules (traffic keeps flowing); a restart does not duplicate rules', async () => {
     const before = await nsMust(c.node(1).ns, 'iptables-save', []);
-    expect(await stopDaemon()).toBe(0);
+    expect(await daemon.stop()).toBe(0);
     expect(tally(await probeWeb())).toEqual({ a: 12 });
-    daemon = startDaemon();
-    await eventually(async () => expect((await http('/healthz', 10256)).status).toBe(200));
+    startDaemon();
+    await daemon.eventually(async () => expect((await http('/healthz', 10256)).status).toBe(200));
     await new Promise((res) => setTimeout(res, 1500));
     const after = await nsMust(c.node(1).ns, 'iptables-save', []);
     const rules = (t: string) => t.split('\n').filter((l) => l.startsWith('-A ')).sort();
@@ -131,7 +101,7 @@ describe('podwire proxy (iptables) from a manifests directory', () => {
   });
 
   it('--cleanup removes every KUBE- chain and exits 0', async () => {
-    await stopDaemon();
+    await daemon.stop();
     const res = await nsRun(c.node(1).ns, process.execPath, [PODWIRE, 'proxy', '--cleanup']);
     expect(res.code, res.stderr).toBe(0);
     expect(await nsMust(c.node(1).ns, 'iptables-save', [])).not.toMatch(/KUBE-/);
