@@ -3,13 +3,12 @@
 //   client (10.2.0.2 + 10.2.0.3, fd00:2::2) --veth-- node (10.2.0.1, fd00:2::1)
 //     --cni0 10.1.0.1/24 fd00:1::1/64-- s1 (10.1.0.2, fd00:1::2), s2 (10.1.0.3, fd00:1::3)
 // Servers answer "NAME SOURCE", so each test checks who answered and which source it saw.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { cleanStaleConntrack, staleConntrackCommands, type ConntrackRunner } from '../../src/proxy/conntrack.js';
 import { createIpvsBackend } from '../../src/proxy/ipvs/index.js';
 import type { EndpointInfo, IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
 import { assert, test } from './harness.js';
-import { addNs, delNs, inNs, sh, shTry } from './sh.js';
+import { addNs, delNs, inNs, sh, shTry, serveInNs } from './sh.js';
 
 const P = 'pw-t-ipvs-f';
 const NODE = `${P}node`;
@@ -18,6 +17,7 @@ const S1 = `${P}s1`;
 const S2 = `${P}s2`;
 const NAMES = [NODE, CLIENT, S1, S2];
 const PEER = `${process.cwd()}/test/ipvs/peer.mjs`;
+const SCTP_PEER = `${process.cwd()}/test/vm/sctp-peer.py`;
 const procs: ChildProcess[] = [];
 
 const ADDR = { s1: { 4: '10.1.0.2', 6: 'fd00:1::2' }, s2: { 4: '10.1.0.3', 6: 'fd00:1::3' } } as const;
@@ -45,23 +45,8 @@ function config(family: IPFamily): ProxyConfig {
   return { family, clusterCIDRs: [family === 4 ? '10.1.0.0/16' : 'fd00:1::/64'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
 }
 
-function waitLine(child: ChildProcess, want: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    const t = setTimeout(() => reject(new Error(`no "${want}" from ${child.spawnargs.join(' ')}`)), 20_000);
-    rl.on('line', (l) => {
-      if (l.includes(want)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-}
-
 async function serve(ns: string, name: string): Promise<void> {
-  const c = spawn('ip', ['netns', 'exec', ns, 'node', PEER, 'serve', name, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.push(c);
-  await waitLine(c, 'listening');
+  procs.push(await serveInNs(ns, 'node', [PEER, 'serve', name, '8080'], 'listening'));
 }
 
 /** One GET per URL from the client: "NAME SOURCE" bodies, or "ERR <code>". */
@@ -136,20 +121,7 @@ test('features: setup (dual-stack topology, servers, a full sync per family)', a
   // SCTP needs the kernel module; this VM's kernel ships it (the host's has none).
   sctpReady = shTry('modprobe', ['sctp']).code === 0;
   if (sctpReady) {
-    for (const [ns, name] of [[S1, 's1'], [S2, 's2']] as const) {
-      // ncat runs the reply through sh with the peer's address in NCAT_REMOTE_ADDR.
-      const c = spawn('ip', ['netns', 'exec', ns, 'ncat', '--sctp', '-l', '-k', '-v', '9090', '--sh-exec', `echo ${name} $NCAT_REMOTE_ADDR`], { stdio: ['ignore', 'ignore', 'pipe'] });
-      procs.push(c);
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`ncat --sctp in ${ns} did not start listening`)), 20_000);
-        createInterface({ input: c.stderr! }).on('line', (l) => {
-          if (/Listening/i.test(l)) {
-            clearTimeout(t);
-            resolve();
-          }
-        });
-      });
-    }
+    for (const [ns, name] of [[S1, 's1'], [S2, 's2']] as const) procs.push(await serveInNs(ns, 'python3', [SCTP_PEER, 'serve', name, '9090'], 'listening'));
   } else {
     console.log('features: SCTP skipped: modprobe sctp failed in this VM');
   }
@@ -235,18 +207,14 @@ test('features: a UDP service answers; a removed endpoint loses its conntrack en
   assert.deepEqual(udp('10.96.1.6', 53, 2, 40053), Array(2).fill(`${live} 10.1.0.1`));
 });
 
-test('features: SCTP ClusterIP (ncat --sctp)', () => {
+test('features: SCTP ClusterIP', () => {
   if (!sctpReady) {
     console.log('  skipped: no SCTP in this VM kernel');
     return;
   }
-  const seen = new Set<string>();
-  for (let i = 0; i < 4; i++) {
-    const out = inNs(CLIENT, 'ncat', ['--sctp', '--recv-only', '-w', '3', '10.96.1.7', '80']).trim();
-    assert.match(out, /^s[12] 10\.1\.0\.1$/, out);
-    seen.add(out.split(' ')[0]!);
-  }
-  assert.deepEqual([...seen].sort(), ['s1', 's2']);
+  const answers = JSON.parse(inNs(CLIENT, 'python3', [SCTP_PEER, 'get', '10.96.1.7', '80', '16', '7'])) as string[];
+  for (const a of answers) assert.match(a, /^s[12] 10\.1\.0\.1$/, answers.join(', '));
+  assert.deepEqual(names(answers), ['s1', 's2']);
 });
 
 test('features: idle full syncs change nothing, and repair what was changed by hand', async () => {

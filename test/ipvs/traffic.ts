@@ -2,12 +2,11 @@
 // ProxyStates (no API server, no core):
 //   client (10.2.0.2) --veth-- node (10.2.0.1) --cni0 10.1.0.1/24-- server1 (10.1.0.2), server2 (10.1.0.3)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { createIpvsBackend } from '../../src/proxy/ipvs/index.js';
 import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
 import type { ProxyBackend } from '../../src/proxy/model.js';
 import { assert, test } from './harness.js';
-import { addNs, delNs, inNs, sh, shTry } from './sh.js';
+import { addNs, delNs, inNs, sh, shTry, serveInNs, waitLine } from './sh.js';
 
 const P = 'pw-t-ipvs-';
 const NODE = `${P}node`;
@@ -33,23 +32,8 @@ function state(views: ServiceView[]): ProxyState {
 }
 const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.1.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
 
-function waitLine(child: ChildProcess, want: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    const t = setTimeout(() => reject(new Error(`no "${want}" from peer`)), 20_000);
-    rl.on('line', (l) => {
-      if (l.includes(want)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-}
-
 async function serve(ns: string, name: string): Promise<void> {
-  const c = spawn('ip', ['netns', 'exec', ns, 'node', PEER, 'serve', name, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.push(c);
-  await waitLine(c, 'listening');
+  procs.push(await serveInNs(ns, 'node', [PEER, 'serve', name, '8080'], 'listening'));
 }
 
 function get(ns: string, urls: string[]): string[] {

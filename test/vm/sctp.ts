@@ -2,13 +2,12 @@
 // machine's kernel has no SCTP). One topology, each backend in turn:
 //   client (10.2.0.2) --veth-- node (10.2.0.1) --cni0 10.1.0.1/24-- s1 (10.1.0.2), s2 (10.1.0.3)
 // The backends are driven with hand-built ProxyStates, as in the IPVS suite.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { createIptablesBackend } from '../../src/proxy/iptables/index.js';
 import type { EndpointInfo, ProxyBackend, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import { assert, runTests, test } from '../ipvs/harness.js';
-import { addNs, delNs, inNs, sh } from '../ipvs/sh.js';
+import { addNs, delNs, inNs, serveInNs, sh } from '../ipvs/sh.js';
 
 const P = 'pw-t-sctp-';
 const NODE = `${P}node`;
@@ -71,18 +70,8 @@ function topology(): void {
   inNs(NODE, 'ip', ['route', 'add', 'default', 'via', '10.3.0.2']);
 }
 
-function serve(ns: string, name: string): Promise<void> {
-  const c = spawn('ip', ['netns', 'exec', ns, 'python3', PEER, 'serve', name, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.push(c);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`SCTP server ${name} did not start`)), 30_000);
-    createInterface({ input: c.stdout! }).on('line', (l) => {
-      if (l.includes('listening')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+async function serve(ns: string, name: string): Promise<void> {
+  procs.push(await serveInNs(ns, 'python3', [PEER, 'serve', name, '8080'], 'listening'));
 }
 
 // 7 s: one lost INIT is retransmitted after SCTP's initial RTO of 3 s (emulation is slow).
