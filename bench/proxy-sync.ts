@@ -164,7 +164,8 @@ function runOtherMode(mode: string): number {
   const file = join(dirname(fileURLToPath(import.meta.url)), `${other.bench}.mjs`);
   if (!existsSync(file)) throw new Error(`proxy-sync --mode ${mode}: ${file} is missing (run npm run build)`);
   const sizes = args.includes('--sizes') ? opt('sizes', '') : null;
-  const r = spawnSync(process.execPath, [file, ...other.sizeArgs(sizes)], { stdio: 'inherit' });
+  // With this process's V8 flags (npm run bench passes the daemon's), so memory figures are the daemon's.
+  const r = spawnSync(process.execPath, [...process.execArgv, file, ...other.sizeArgs(sizes)], { stdio: 'inherit' });
   if (r.error) throw new Error(`proxy-sync --mode ${mode}: cannot run ${file}: ${r.error.message}`);
   return r.status ?? 1;
 }
@@ -187,7 +188,7 @@ async function main(): Promise<void> {
   const flavours = opt('flavours', 'nft,legacy').split(',') as Flavour[];
   const rows: Record<string, string | number>[] = [];
   for (const flavour of flavours) for (const size of sizes) {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--case', `${flavour}:${size}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--case', `${flavour}:${size}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
     if (r.status !== 0 || !line) throw new Error(`proxy-sync: the ${flavour} ${size} case failed (exit ${r.status})`);
     const row = JSON.parse(line) as Record<string, string | number>;

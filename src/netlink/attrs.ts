@@ -6,99 +6,141 @@ export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;
 export const NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xffff;
 
+/**
+ * Writes attributes into one growing buffer; a nested attribute is filled in
+ * place and its length patched after. (One buffer a message, not one a value:
+ * a full nftables sync at 10k services encodes ~10^6 attributes.)
+ */
 export class AttrBuilder {
-  private readonly parts: Buffer[] = [];
+  // Not from Node's pool: this buffer is garbage once built, and pool slabs are
+  // shared with the built messages, which live until the batch is sent.
+  private buf = Buffer.allocUnsafeSlow(256);
   private size = 0;
+
+  /** Room for n more bytes; returns where they start. It may replace this.buf: read this.buf after it. */
+  private take(n: number): number {
+    const need = this.size + n;
+    if (need > this.buf.length) {
+      let cap = this.buf.length * 2;
+      while (cap < need) cap *= 2;
+      const grown = Buffer.allocUnsafeSlow(cap);
+      this.buf.copy(grown, 0, 0, this.size);
+      this.buf = grown;
+    }
+    const at = this.size;
+    this.size = need;
+    return at;
+  }
+
+  /** An attribute header for a value of len bytes, its padding zeroed; returns where the value goes. */
+  private header(type: number, len: number): number {
+    if (4 + len > 0xffff) throw new RangeError(`netlink attribute ${type & NLA_TYPE_MASK}: ${4 + len} bytes, more than one attribute holds (65535)`);
+    const padded = align4(4 + len);
+    const at = this.take(padded);
+    this.buf.writeUInt16LE(4 + len, at);
+    this.buf.writeUInt16LE(type, at + 2);
+    if (padded > 4 + len) this.buf.fill(0, at + 4 + len, at + padded);
+    return at + 4;
+  }
 
   /** Appends raw bytes (a fixed family header such as ifinfomsg) before the attributes. */
   raw(data: Uint8Array): this {
-    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const padded = align4(b.length);
-    this.parts.push(padded === b.length ? b : Buffer.concat([b, Buffer.alloc(padded - b.length)]));
-    this.size += padded;
+    const padded = align4(data.byteLength);
+    const at = this.take(padded);
+    this.buf.set(data, at);
+    this.buf.fill(0, at + data.byteLength, at + padded);
     return this;
   }
 
   bytes(type: number, value: Uint8Array): this {
-    const len = 4 + value.length;
-    const b = Buffer.alloc(align4(len));
-    b.writeUInt16LE(len, 0);
-    b.writeUInt16LE(type, 2);
-    b.set(value, 4);
-    this.parts.push(b);
-    this.size += b.length;
+    const at = this.header(type, value.length);
+    this.buf.set(value, at);
     return this;
   }
 
   flag(type: number): this {
-    return this.bytes(type, Buffer.alloc(0));
+    this.header(type, 0);
+    return this;
   }
 
   u8(type: number, v: number): this {
-    return this.bytes(type, Buffer.of(v & 0xff));
+    const at = this.header(type, 1);
+    this.buf[at] = v & 0xff;
+    return this;
   }
 
   u16(type: number, v: number): this {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(v);
-    return this.bytes(type, b);
+    const at = this.header(type, 2);
+    this.buf.writeUInt16LE(v, at);
+    return this;
   }
 
   u32(type: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v >>> 0);
-    return this.bytes(type, b);
+    const at = this.header(type, 4);
+    this.buf.writeUInt32LE(v >>> 0, at);
+    return this;
   }
 
   s32(type: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    return this.bytes(type, b);
+    const at = this.header(type, 4);
+    this.buf.writeInt32LE(v, at);
+    return this;
   }
 
   u64(type: number, v: bigint | number): this {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    return this.bytes(type, b);
+    const at = this.header(type, 8);
+    this.buf.writeBigUInt64LE(BigInt(v), at);
+    return this;
   }
 
   /** Big-endian (network byte order) integers, as nf_tables and IPVS ports want them. */
   be16(type: number, v: number): this {
-    const b = Buffer.alloc(2);
-    b.writeUInt16BE(v);
-    return this.bytes(type, b);
+    const at = this.header(type, 2);
+    this.buf.writeUInt16BE(v, at);
+    return this;
   }
 
   be32(type: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(v >>> 0);
-    return this.bytes(type, b);
+    const at = this.header(type, 4);
+    this.buf.writeUInt32BE(v >>> 0, at);
+    return this;
   }
 
   be64(type: number, v: bigint | number): this {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64BE(BigInt(v));
-    return this.bytes(type, b);
+    const at = this.header(type, 8);
+    this.buf.writeBigUInt64BE(BigInt(v), at);
+    return this;
   }
 
   /** A NUL-terminated string. */
   str(type: number, s: string): this {
-    return this.bytes(type, Buffer.from(s + '\0', 'utf8'));
+    const n = Buffer.byteLength(s, 'utf8');
+    const at = this.header(type, n + 1);
+    this.buf.write(s, at, n, 'utf8');
+    this.buf[at + n] = 0;
+    return this;
   }
 
   /** A nested attribute; NLA_F_NESTED is set unless flagged false (some old families reject it). */
   nested(type: number, fill: (b: AttrBuilder) => void, flagNested = true): this {
-    const inner = new AttrBuilder();
-    fill(inner);
-    return this.bytes(flagNested ? type | NLA_F_NESTED : type, inner.build());
+    const at = this.take(4);
+    fill(this);
+    const len = this.size - at;
+    if (len > 0xffff) throw new RangeError(`netlink attribute ${type}: ${len} bytes nested, more than one attribute holds (65535)`);
+    this.buf.writeUInt16LE(len, at);
+    this.buf.writeUInt16LE(flagNested ? type | NLA_F_NESTED : type, at + 2);
+    return this;
   }
 
   get length(): number {
     return this.size;
   }
 
+  /** The bytes written, in a buffer of their own (exactly their size). */
   build(): Buffer {
-    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+    const out = Buffer.allocUnsafe(this.size);
+    this.buf.copy(out, 0, 0, this.size);
+    return out;
   }
 }
 

@@ -41,15 +41,21 @@ export function align4(n: number): number {
 
 /** Encodes one message: header + payload, padded to 4 bytes. */
 export function encodeMessage(type: number, flags: number, seq: number, payload: Uint8Array, pid = 0): Buffer {
-  const len = NLMSG_HDRLEN + payload.length;
-  const buf = Buffer.alloc(align4(len));
-  buf.writeUInt32LE(len, 0);
-  buf.writeUInt16LE(type, 4);
-  buf.writeUInt16LE(flags, 6);
-  buf.writeUInt32LE(seq >>> 0, 8);
-  buf.writeUInt32LE(pid >>> 0, 12);
-  buf.set(payload, NLMSG_HDRLEN);
+  const buf = Buffer.alloc(align4(NLMSG_HDRLEN + payload.length));
+  writeMessage(buf, 0, type, flags, seq, payload, pid);
   return buf;
+}
+
+/** Writes one message at off into buf (zeroed, with room for it); returns its padded length. */
+export function writeMessage(buf: Buffer, off: number, type: number, flags: number, seq: number, payload: Uint8Array, pid = 0): number {
+  const len = NLMSG_HDRLEN + payload.length;
+  buf.writeUInt32LE(len, off);
+  buf.writeUInt16LE(type, off + 4);
+  buf.writeUInt16LE(flags, off + 6);
+  buf.writeUInt32LE(seq >>> 0, off + 8);
+  buf.writeUInt32LE(pid >>> 0, off + 12);
+  buf.set(payload, off + NLMSG_HDRLEN);
+  return align4(len);
 }
 
 /** Splits one received datagram into its messages. */

@@ -17,8 +17,10 @@ import {
   NLM_F_DUMP,
   NLM_F_DUMP_INTR,
   NLM_F_REQUEST,
+  align4,
   encodeMessage,
   parseMessages,
+  writeMessage,
   type NetlinkMessage,
 } from './message.js';
 import { native } from './native.js';
@@ -146,16 +148,21 @@ export class NetlinkSocket {
    */
   batch(parts: readonly BatchPart[], opts: { timeoutMs?: number } = {}): { seqs: number[]; errors: Array<{ index: number; error: NetlinkError }> } {
     const seqs: number[] = [];
-    const bufs: Buffer[] = [];
     const waiting = new Map<number, number>();
+    // Written straight into one datagram: a full sync's batch is megabytes, and
+    // a copy per message before joining them would hold it twice.
+    let total = 0;
+    for (const p of parts) total += align4(NLMSG_HDRLEN + p.payload.length);
+    const datagram = Buffer.alloc(total);
+    let off = 0;
     parts.forEach((p, index) => {
       const seq = this.nextSeq();
       seqs.push(seq);
       const flags = p.flags | NLM_F_REQUEST;
       if (flags & NLM_F_ACK) waiting.set(seq, index);
-      bufs.push(encodeMessage(p.type, flags, seq, p.payload));
+      off += writeMessage(datagram, off, p.type, flags, seq, p.payload);
     });
-    native().send(this.fd, Buffer.concat(bufs));
+    native().send(this.fd, datagram);
     const errors: Array<{ index: number; error: NetlinkError }> = [];
     const bySeq = new Map<number, number>(seqs.map((s, i) => [s, i]));
     while (waiting.size > 0) {

@@ -2,6 +2,7 @@
 // array, never a shell, and its input on stdin: a string, or chunks written as
 // the pipe drains so a 40 MB ruleset is never one buffer.
 import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
 
 export interface ProgramResult {
@@ -41,6 +42,51 @@ export function runProgram(argv: readonly string[], input?: string | readonly st
     child.stdin.on('error', () => {});
     if (typeof input !== 'object') child.stdin.end(input ?? '');
     else void writeChunks(child.stdin, input);
+  });
+}
+
+/**
+ * Runs argv and hands its standard output to onLine a line at a time (without the newline), as it comes:
+ * iptables-save of a 10k-service nat table is ~40 MB, which need never be one string.
+ */
+export function runProgramLines(argv: readonly string[], onLine: (line: string) => void): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const decoder = new StringDecoder('utf8');
+    const err: Buffer[] = [];
+    let carry = '';
+    let failure: unknown = null;
+    const feed = (text: string) => {
+      let at = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', at)) {
+        onLine(carry + text.slice(at, nl));
+        carry = '';
+        at = nl + 1;
+      }
+      carry += text.slice(at);
+    };
+    child.stdout.on('data', (d: Buffer) => {
+      if (failure) return;
+      try {
+        feed(decoder.write(d));
+      } catch (e) {
+        failure = e; // the consumer's error: report it once the program is done
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
+    child.on('close', (code) => {
+      if (!failure) {
+        try {
+          feed(decoder.end());
+          if (carry !== '') onLine(carry);
+        } catch (e) {
+          failure = e;
+        }
+      }
+      if (failure) return reject(failure);
+      resolve({ code: code ?? 1, stderr: Buffer.concat(err).toString() });
+    });
   });
 }
 

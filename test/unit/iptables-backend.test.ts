@@ -22,6 +22,15 @@ class RecordingTool implements IptablesTool {
   async save() {
     return this.saved;
   }
+  async saveLines(table: string, onLine: (line: string) => void) {
+    // As iptables-save -t: only that table's block.
+    let inside = false;
+    for (const l of this.saved.split('\n')) {
+      if (l.startsWith('*')) inside = l === `*${table}`;
+      if (inside) onLine(l);
+      if (l === 'COMMIT') inside = false;
+    }
+  }
   async check() {
     return 0;
   }

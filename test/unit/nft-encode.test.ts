@@ -121,4 +121,69 @@ describe('transactions', () => {
     expect(tx.messages().owner).toEqual(['add table ip t', 'add set ip t s', 'flush chain ip t c']);
     expect(new Transaction().addElements({ ...s, key: [...s.key] }, []).size).toBe(0);
   });
+
+  it('sends a segment\'s operations at its place, however late they are added', () => {
+    const tx = new Transaction().addTable({ family: 'ip', name: 't' });
+    const chains = tx.segment();
+    const rules = tx.segment();
+    tx.deleteChain('ip', 't', 'old');
+    rules.flushChain('ip', 't', 'b');
+    chains.addChain({ family: 'ip', table: 't', name: 'a' });
+    rules.flushChain('ip', 't', 'c');
+    chains.addChain({ family: 'ip', table: 't', name: 'b' });
+    expect(tx.messages().owner).toEqual(['add table ip t', 'add chain ip t a', 'add chain ip t b', 'flush chain ip t b', 'flush chain ip t c', 'delete chain ip t old']);
+    expect(tx.size).toBe(6);
+    expect(tx.operations().map((o) => o.kind)).toEqual(['add table', 'add chain', 'add chain', 'flush chain', 'flush chain', 'delete chain']);
+  });
+
+  it('streams elements into the same messages as one addElements, and without kept operations sends the same bytes', () => {
+    const set = { family: 'ip', table: 't', name: 'eps', key: ['ipv4_addr', 'inet_service'], data: ['ipv4_addr'] } as const;
+    const def = { ...set, key: [...set.key], data: [...set.data] };
+    const els = Array.from({ length: 5000 }, (_, i) => ({ key: concat(ipv4(`10.1.${i >> 8}.${i & 255}`), port(80)), data: ipv4(`10.2.${i >> 8}.${i & 255}`) }));
+    const once = new Transaction().addElements(def, els);
+    const build = (keepOperations: boolean) => {
+      const tx = new Transaction({ keepOperations });
+      const stream = tx.elementStream(def);
+      tx.flushChain('ip', 't', 'after');
+      for (let i = 0; i < els.length; i += 7) stream.add(els.slice(i, i + 7));
+      stream.end();
+      return tx;
+    };
+    const kept = build(true);
+    const bare = build(false);
+    const bytes = (tx: Transaction) => tx.messages().parts.map((p) => Buffer.from(p.payload).toString('hex'));
+    expect(once.messages().parts.length).toBeGreaterThan(1);
+    expect(bytes(kept)).toEqual([...bytes(once), ...bytes(new Transaction().flushChain('ip', 't', 'after'))]);
+    expect(bytes(bare)).toEqual(bytes(kept));
+    expect(kept.messages().owner[0]).toBe('add element ip t eps (5000)');
+    expect(kept.operations()[0]).toMatchObject({ kind: 'add element', elements: els });
+    expect(() => bare.operations()).toThrow(/keeps only its encoding/);
+    // A stream that got nothing sends nothing.
+    const empty = new Transaction();
+    empty.elementStream(def).end();
+    expect(empty.size).toBe(0);
+  });
+});
+
+describe('attribute builder', () => {
+  it('nests in place across buffer growth, and refuses an attribute over 64 KiB', () => {
+    const b = new AttrBuilder().raw(Buffer.of(1, 2, 3)).nested(1, (n) => {
+      for (let i = 0; i < 1000; i++) n.str(2, `value-${i}`);
+      n.nested(3, (m) => m.u8(4, 0xab).be16(5, 0x1234).u64(6, 7n));
+    });
+    const out = b.build();
+    expect(out.subarray(0, 4).toString('hex')).toBe('01020300');
+    const outer = parseAttrList(out, 4);
+    expect(outer).toHaveLength(1);
+    const inner = parseAttrList(outer[0]!.value);
+    expect(inner).toHaveLength(1001);
+    expect(inner[999]!.value.toString()).toBe('value-999\0');
+    const last = parseAttrs(inner[1000]!.value);
+    expect(last.get(4)!.toString('hex')).toBe('ab');
+    expect(last.get(5)!.toString('hex')).toBe('1234');
+    expect(out.readUInt16LE(4)).toBe(out.length - 4);
+    expect(out.readUInt16LE(6)).toBe(1 | 0x8000);
+    expect(() => new AttrBuilder().nested(1, (n) => n.bytes(2, Buffer.alloc(40000)).bytes(2, Buffer.alloc(40000)))).toThrow(/more than one attribute holds/);
+    expect(() => new AttrBuilder().bytes(1, Buffer.alloc(70000))).toThrow(/more than one attribute holds/);
+  });
 });

@@ -258,21 +258,59 @@ export function increment(key: Buffer): Buffer | null {
 // Nested attributes carry a 16-bit length: keep each element list well below it.
 const MAX_ELEMENT_BYTES = 48 * 1024;
 
-function elementParts(msg: number, flags: number, family: Family, table: string, set: string, elements: readonly Element[], shape: ElementShape, withData: boolean): BatchPart[] {
-  const parts: BatchPart[] = [];
-  let i = 0;
-  while (i < elements.length) {
-    const list = new AttrBuilder();
-    while (i < elements.length && list.length < MAX_ELEMENT_BYTES) putElement(list, elements[i++]!, shape, withData);
-    const payload = new AttrBuilder()
-      .raw(nfgenmsg(family))
-      .str(ELEM_LIST_ATTR.TABLE, table)
-      .str(ELEM_LIST_ATTR.SET, set)
-      .bytes(ELEM_LIST_ATTR.ELEMENTS | 0x8000, list.build())
-      .build();
-    parts.push({ type: msgType(msg), flags: flags | NLM_F_ACK, payload });
+/**
+ * Encodes the elements of one set as they come, cutting a message whenever its
+ * list is full, so a caller can drop each element once it is added (a full
+ * sync's 100k endpoints need not all exist as objects at once).
+ */
+export class ElementListEncoder {
+  private readonly parts: BatchPart[] = [];
+  private list = new AttrBuilder();
+  private pending = 0;
+
+  constructor(
+    private readonly msg: number,
+    private readonly flags: number,
+    private readonly family: Family,
+    private readonly table: string,
+    private readonly set: string,
+    private readonly shape: ElementShape,
+    private readonly withData: boolean,
+  ) {}
+
+  add(e: Element): void {
+    putElement(this.list, e, this.shape, this.withData);
+    this.pending++;
+    if (this.list.length >= MAX_ELEMENT_BYTES) this.cut();
   }
-  return parts;
+
+  /** The messages so far, the last one cut short. */
+  finish(): BatchPart[] {
+    this.cut();
+    return this.parts;
+  }
+
+  private cut(): void {
+    if (this.pending === 0) return;
+    const payload = new AttrBuilder()
+      .raw(nfgenmsg(this.family))
+      .str(ELEM_LIST_ATTR.TABLE, this.table)
+      .str(ELEM_LIST_ATTR.SET, this.set)
+      .bytes(ELEM_LIST_ATTR.ELEMENTS | 0x8000, this.list.build())
+      .build();
+    this.parts.push({ type: msgType(this.msg), flags: this.flags | NLM_F_ACK, payload });
+    this.list = new AttrBuilder();
+    this.pending = 0;
+  }
+}
+
+export function newElementsEncoder(family: Family, table: string, set: string, shape: ElementShape, o: NewOptions = {}): ElementListEncoder {
+  return new ElementListEncoder(MSG.NEWSETELEM, newFlags(o), family, table, set, shape, true);
+}
+
+function elementParts(enc: ElementListEncoder, elements: readonly Element[]): BatchPart[] {
+  for (const e of elements) enc.add(e);
+  return enc.finish();
 }
 
 export function shapeOf(s: SetDef): ElementShape {
@@ -280,9 +318,9 @@ export function shapeOf(s: SetDef): ElementShape {
 }
 
 export function newElements(family: Family, table: string, set: string, elements: readonly Element[], shape: ElementShape, o: NewOptions = {}): BatchPart[] {
-  return elementParts(MSG.NEWSETELEM, newFlags(o), family, table, set, elements, shape, true);
+  return elementParts(newElementsEncoder(family, table, set, shape, o), elements);
 }
 
 export function delElements(family: Family, table: string, set: string, elements: readonly Element[], shape: ElementShape, ifExists = false): BatchPart[] {
-  return elementParts(ifExists ? MSG.DESTROYSETELEM : MSG.DELSETELEM, 0, family, table, set, elements, shape, false);
+  return elementParts(new ElementListEncoder(ifExists ? MSG.DESTROYSETELEM : MSG.DELSETELEM, 0, family, table, set, shape, false), elements);
 }

@@ -29,8 +29,19 @@ export type TxOp =
 
 interface Op {
   what: string;
-  op: TxOp;
+  /** Null when the transaction keeps no operations (only its encoding). */
+  op: TxOp | null;
   parts: BatchPart[];
+}
+
+export interface TransactionOptions {
+  /**
+   * Keep each operation's typed objects beside its encoding (the default):
+   * the text transport and the plans' tests read them. The netlink transport
+   * needs only the encoding, and without the objects a full sync's rules and
+   * elements can be garbage as soon as they are encoded.
+   */
+  keepOperations?: boolean;
 }
 
 export class NftError extends Error {
@@ -55,11 +66,36 @@ function setName(s: { family: Family; table: string; name: string }): string {
 }
 
 export class Transaction {
-  private readonly ops: Op[] = [];
+  /** Operations in order, and segments: transactions whose operations go at that place. */
+  private readonly ops: Array<Op | Transaction> = [];
+  readonly keepsOperations: boolean;
+
+  constructor(opts: TransactionOptions = {}) {
+    this.keepsOperations = opts.keepOperations ?? true;
+  }
 
   private push(what: string, op: TxOp, parts: BatchPart | BatchPart[]): this {
-    this.ops.push({ what, op, parts: Array.isArray(parts) ? parts : [parts] });
+    this.ops.push({ what, op: this.keepsOperations ? op : null, parts: Array.isArray(parts) ? parts : [parts] });
     return this;
+  }
+
+  /**
+   * A transaction whose operations go here, before whatever is added to this
+   * one afterwards, however late they are added: a plan fills chains, rules
+   * and elements in one pass over the services and still sends every chain
+   * before any rule.
+   */
+  segment(): Transaction {
+    const seg = new Transaction({ keepOperations: this.keepsOperations });
+    this.ops.push(seg);
+    return seg;
+  }
+
+  /** Elements of one set taken a few at a time and encoded at once; one operation, added here. */
+  elementStream(s: SetDef): ElementStream {
+    const stream = new ElementStream(s, this.keepsOperations);
+    this.ops.push(stream.op);
+    return stream;
   }
 
   /** Adds a table, keeping it (and its contents) when it exists. */
@@ -125,26 +161,68 @@ export class Transaction {
     return this.push(`delete element ${setName(s)} (${elements.length})`, { kind: 'delete element', set: s, elements, ifExists: opts.ifExists ?? false }, enc.delElements(s.family, s.table, s.name, elements, enc.shapeOf(s), opts.ifExists));
   }
 
+  /** The number of operations (an element stream that got no element counts none). */
   get size(): number {
-    return this.ops.length;
+    let n = 0;
+    for (const o of this.flat()) n++;
+    return n;
   }
 
   /** The operations in order, as typed objects (what text.ts renders). */
   operations(): TxOp[] {
-    return this.ops.map((o) => o.op);
+    if (!this.keepsOperations) throw new Error('nftables: this transaction keeps only its encoding (keepOperations: false)');
+    return [...this.flat()].map((o) => o.op!);
   }
 
   /** The messages between BATCH_BEGIN and BATCH_END, each with the op it belongs to. */
   messages(): { parts: BatchPart[]; owner: string[] } {
     const parts: BatchPart[] = [];
     const owner: string[] = [];
-    for (const op of this.ops) {
+    for (const op of this.flat()) {
       for (const p of op.parts) {
         parts.push(p);
         owner.push(op.what);
       }
     }
     return { parts, owner };
+  }
+
+  private *flat(): Generator<Op> {
+    for (const o of this.ops) {
+      if (o instanceof Transaction) yield* o.flat();
+      else if (o.parts.length > 0) yield o;
+    }
+  }
+}
+
+/** See Transaction.elementStream. */
+export class ElementStream {
+  readonly op: Op;
+  private readonly encoder: enc.ElementListEncoder;
+  private readonly kept: Element[] | null;
+  private count = 0;
+
+  constructor(
+    private readonly set: SetDef,
+    keep: boolean,
+  ) {
+    this.encoder = enc.newElementsEncoder(set.family, set.table, set.name, enc.shapeOf(set));
+    this.kept = keep ? [] : null;
+    this.op = { what: '', op: this.kept ? { kind: 'add element', set, elements: this.kept, exclusive: false } : null, parts: [] };
+  }
+
+  add(elements: readonly Element[]): void {
+    for (const e of elements) {
+      this.encoder.add(e);
+      this.kept?.push(e);
+    }
+    this.count += elements.length;
+  }
+
+  /** Encodes what is left; the operation is empty (sends nothing) until this is called. */
+  end(): void {
+    this.op.parts = this.encoder.finish();
+    this.op.what = `add element ${setName(this.set)} (${this.count})`;
   }
 }
 

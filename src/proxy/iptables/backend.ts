@@ -74,29 +74,32 @@ function jumps(): Jump[] {
   return out;
 }
 
+/** What a full sync needs of one table: the chains it declares, and the rules of chains podwire does not own (its jumps). */
+interface TableHave {
+  chains: Set<string>;
+  rules: string[];
+}
+
 /**
- * Chain names declared in one table of iptables-save output, and the rules of the chains podwire does not own
- * (where its jumps live). Scans the text in place: at 10k services the nat table is ~40 MB, never split whole.
+ * Reads one table back a line at a time: at 10k services the nat table is ~40 MB of iptables-save text,
+ * of which only the chain names and the few rules of other chains are kept.
  */
-function parseTable(save: string, table: string): { chains: Set<string>; rules: string[] } {
-  const chains = new Set<string>();
-  const rules: string[] = [];
+async function readTable(tool: IptablesTool, table: 'nat' | 'filter' | 'mangle'): Promise<TableHave> {
+  const have: TableHave = { chains: new Set(), rules: [] };
   let inside = false;
-  for (let at = 0; at < save.length; ) {
-    let end = save.indexOf('\n', at);
-    if (end < 0) end = save.length;
-    const c = save.charCodeAt(at);
-    if (c === 42 /* '*' */) inside = save.slice(at + 1, end) === table;
-    else if (inside && c === 58 /* ':' */) {
-      const space = save.indexOf(' ', at);
-      chains.add(save.slice(at + 1, space > 0 && space < end ? space : end));
-    } else if (inside && save.startsWith('-A ', at)) {
-      const space = save.indexOf(' ', at + 3);
-      if (!ownsChain(save.slice(at + 3, space > 0 && space < end ? space : end))) rules.push(save.slice(at, end));
+  await tool.saveLines(table, (line) => {
+    const c = line.charCodeAt(0);
+    if (c === 42 /* '*' */) inside = line.slice(1) === table;
+    else if (!inside) return;
+    else if (c === 58 /* ':' */) {
+      const space = line.indexOf(' ');
+      have.chains.add(line.slice(1, space > 0 ? space : line.length));
+    } else if (line.startsWith('-A ')) {
+      const space = line.indexOf(' ', 3);
+      if (!ownsChain(line.slice(3, space > 0 ? space : line.length))) have.rules.push(line);
     }
-    at = end + 1;
-  }
-  return { chains, rules };
+  });
+  return have;
 }
 
 function hasJump(rules: readonly string[], j: Jump): boolean {
@@ -230,14 +233,13 @@ export class IptablesBackend implements ProxyBackend {
     this.known = false;
     // Read back once: chains left by an earlier run, and jumps already in place.
     let t0 = performance.now();
-    const save = (await tool.save('nat')) + (await tool.save('filter'));
+    const natHave = await readTable(tool, 'nat');
+    const filterHave = await readTable(tool, 'filter');
     tm.readbackMs = performance.now() - t0;
 
     t0 = performance.now();
     const renderer = this.renderer;
     const fixed = this.fixed();
-    const natHave = parseTable(save, 'nat');
-    const filterHave = parseTable(save, 'filter');
     // Sorted so two syncs of the same state write the same text.
     const names = [...services.keys()].sort();
     const next = new Map<string, Committed>();
@@ -440,10 +442,9 @@ function ownsChain(name: string): boolean {
 
 /** Deletes every jump to our chains from the built-in chains, then flushes and deletes our chains. */
 async function cleanupFlavour(tool: IptablesTool): Promise<void> {
-  const save = await tool.save();
   const parts: string[] = [];
-  for (const table of ['nat', 'filter', 'mangle']) {
-    const { chains, rules } = parseTable(save, table);
+  for (const table of ['nat', 'filter', 'mangle'] as const) {
+    const { chains, rules } = await readTable(tool, table);
     const mine = [...chains].filter(ownsChain);
     if (mine.length === 0) continue;
     parts.push(`*${table}`);

@@ -3,7 +3,7 @@
 // input is pulled from an iterable as the pipe drains, so a 10k-service
 // ruleset is rendered while iptables-restore parses it and never held whole.
 import { spawn } from 'node:child_process';
-import { runProgram } from '../program.js';
+import { runProgram, runProgramLines } from '../program.js';
 import type { IPFamily } from '../model.js';
 
 export type Flavour = 'nft' | 'legacy';
@@ -15,6 +15,8 @@ export interface IptablesTool {
   restore(text: string | Iterable<string>): Promise<void>;
   /** iptables-save [-t table]. */
   save(table?: string): Promise<string>;
+  /** iptables-save -t table, a line at a time as it is read (never the whole text at once). */
+  saveLines(table: string, onLine: (line: string) => void): Promise<void>;
   /** iptables -w 5 ARGS; resolves with the exit code (for existence checks). */
   check(args: readonly string[]): Promise<number>;
 }
@@ -38,6 +40,11 @@ export function iptablesTool(flavour: Flavour, family: IPFamily, netnsPath?: str
       if (r.code !== 0) throw new Error(`${name} failed (exit ${r.code}): ${r.stderr.trim()}`);
       return r.stdout;
     },
+    async saveLines(table, onLine) {
+      const name = programName(flavour, family, '-save');
+      const r = await runProgramLines(wrap([name, '-t', table]), onLine);
+      if (r.code !== 0) throw new Error(`${name} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    },
     async check(args) {
       return (await runProgram(wrap([programName(flavour, family, ''), '-w', '5', ...args]))).code;
     },
@@ -46,8 +53,11 @@ export function iptablesTool(flavour: Flavour, family: IPFamily, netnsPath?: str
 
 /** Writes at most this much per pipe write: chunks are joined up to it (fewer syscalls than one write per chunk). */
 const WRITE_SIZE = 256 * 1024;
-/** Chunks kept to quote the line iptables-restore complains about. */
-const RECENT_CHUNKS = 512;
+/**
+ * Input kept to quote the line iptables-restore complains about: all of a partial sync's, the end of a full
+ * one's (a 10k-service full sync is ~40 MB of text; keeping it all would double the daemon's peak).
+ */
+const RECENT_BYTES = 4 * 1024 * 1024;
 
 /**
  * Runs argv with chunks on stdin, pulling the next ones only when the pipe has room. Rejects with the
@@ -59,6 +69,7 @@ function streamRestore(argv: readonly string[], name: string, chunks: Iterable<s
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
     const err: Buffer[] = [];
     const recent: { line: number; text: string }[] = [];
+    let recentBytes = 0;
     let line = 1;
     let failure: Error | null = null;
     child.stderr.on('data', (d: Buffer) => err.push(d));
@@ -70,7 +81,8 @@ function streamRestore(argv: readonly string[], name: string, chunks: Iterable<s
       const stderr = Buffer.concat(err).toString().trim();
       const at = /line:? (\d+)/i.exec(stderr);
       const quoted = at ? lineOf(recent, Number(at[1])) : undefined;
-      reject(new Error(`${name} failed (exit ${code}): ${stderr}${quoted !== undefined ? ` [line ${at![1]}: ${quoted}]` : ''}`));
+      const where = quoted !== undefined ? ` [line ${at![1]}: ${quoted}]` : at ? ` [line ${at[1]}: before the last ${RECENT_BYTES >> 20} MiB of input, not kept]` : '';
+      reject(new Error(`${name} failed (exit ${code}): ${stderr}${where}`));
     });
     const it = chunks[Symbol.iterator]();
     const pump = () => {
@@ -90,7 +102,8 @@ function streamRestore(argv: readonly string[], name: string, chunks: Iterable<s
           }
           const text = parts.join('');
           recent.push({ line, text });
-          if (recent.length > RECENT_CHUNKS) recent.shift();
+          recentBytes += text.length;
+          while (recent.length > 1 && recentBytes - recent[0]!.text.length >= RECENT_BYTES) recentBytes -= recent.shift()!.text.length;
           for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) line++;
           if (child.stdin.destroyed) return;
           const room = child.stdin.write(text);

@@ -40,8 +40,10 @@ export class NftablesProxier implements ProxyBackend {
     const committed = this.committed;
     const full = req.changed === null || committed === null;
     const existing = full ? this.readBack() : null;
+    // Only the text transports read the typed objects back; netlink needs just the encoding.
+    const keepOperations = this.transport.kind !== 'netlink';
     let tx = full
-      ? planFull(this.render, this.ids, this.shared, req.state, existing)
+      ? planFull(this.render, this.ids, this.shared, req.state, existing, { keepOperations })
       : planDelta(this.render, this.ids, this.shared, committed!, req.state, req.changed!);
     this.committed = null; // until the kernel took it: a failure makes the next sync full
     try {
@@ -50,7 +52,7 @@ export class NftablesProxier implements ProxyBackend {
       if (!existing) throw e;
       // A table this layout cannot converge (e.g. a base chain of another priority
       // left by another version): replace it, in one batch again.
-      tx = planFull(this.render, this.ids, this.shared, req.state, null, { replace: true });
+      tx = planFull(this.render, this.ids, this.shared, req.state, null, { replace: true, keepOperations });
       await this.commit(tx);
     }
     if (full) {

@@ -3,7 +3,7 @@
 // the state without deleting the table, so affinity entries survive it; a
 // partial sync touches only the changed services, re-rendering each one's
 // previous view to know what the kernel holds for it.
-import { Transaction, type Element, type Rule, type SetDef } from '../../netlink/nftables/index.js';
+import { Transaction, type Element, type ElementStream, type Rule, type SetDef } from '../../netlink/nftables/index.js';
 import type { ProxyState, ServiceView } from '../model.js';
 import { SET, TABLE, type LayoutRenderer, type ServiceIds, type ServiceObjects } from './layout.js';
 import { paramsOf, sameParams, type TableNames } from './readback.js';
@@ -12,17 +12,24 @@ const elKey = (e: Element) => e.key.toString('hex');
 const sameData = (a: Element, b: Element) => JSON.stringify(a.data ?? null) === JSON.stringify(b.data ?? null);
 const sameRules = (a: readonly Rule[], b: readonly Rule[]) => JSON.stringify(a) === JSON.stringify(b);
 
-/** Collects elements per set, so a full sync sends each set's elements in as few messages as fit. */
+/**
+ * A full sync's elements per set, encoded as each service adds them (one
+ * stream a set, so each set's elements go in as few messages as fit).
+ */
 class ElementsBySet {
-  private readonly bySet = new Map<string, { def: SetDef; els: Element[] }>();
+  private readonly bySet = new Map<string, ElementStream>();
+  constructor(private readonly segment: Transaction) {}
   add(def: SetDef, els: readonly Element[]): void {
     if (els.length === 0) return;
-    const entry = this.bySet.get(def.name) ?? { def, els: [] };
-    for (const e of els) entry.els.push(e);
-    this.bySet.set(def.name, entry);
+    let stream = this.bySet.get(def.name);
+    if (!stream) {
+      stream = this.segment.elementStream(def);
+      this.bySet.set(def.name, stream);
+    }
+    stream.add(els);
   }
-  writeTo(tx: Transaction): void {
-    for (const { def, els } of this.bySet.values()) tx.addElements(def, els);
+  end(): void {
+    for (const s of this.bySet.values()) s.end();
   }
 }
 
@@ -67,46 +74,57 @@ function setDefOf(r: LayoutRenderer, name: string, svc: ServiceObjects | undefin
  * sets flushed and refilled, affinity sets whose parameters are unchanged kept with
  * their entries, and what is no longer wanted deleted. With `replace`, the table is
  * deleted and made again in the same batch instead (for a table this cannot converge).
+ * One pass over the services, each rendered once and written into the segment of
+ * the batch its objects belong to; without kept operations its objects are
+ * garbage as soon as they are encoded, so a sync of 10k services never holds
+ * them all.
  */
-export function planFull(r: LayoutRenderer, ids: ServiceIds, shared: SharedElements, state: ProxyState, existing: TableNames | null, opts: { replace?: boolean } = {}): Transaction {
+export function planFull(r: LayoutRenderer, ids: ServiceIds, shared: SharedElements, state: ProxyState, existing: TableNames | null, opts: { replace?: boolean; keepOperations?: boolean } = {}): Transaction {
   const fam = r.family;
-  const tx = new Transaction();
+  const tx = new Transaction({ keepOperations: opts.keepOperations });
   const have = opts.replace ? null : existing;
   if (opts.replace) tx.addTable({ family: fam, name: TABLE }).deleteTable(fam, TABLE);
   tx.addTable({ family: fam, name: TABLE, comment: 'podwire service proxy' });
+  // In batch order: with every rule gone, nothing refers to a set or chain but the
+  // maps' elements; rules before elements, as binding a rule to a map walks its elements.
+  const converge = tx.segment();
+  const sets = tx.segment();
+  const chains = tx.segment();
+  const rules = tx.segment();
+  const els = new ElementsBySet(tx.segment());
 
-  const services: ServiceObjects[] = [];
-  for (const [name, v] of state.services) services.push(r.service(v, ids.get(name)));
   const base = r.baseChains();
   const wantSets = new Map<string, SetDef>();
   for (const s of r.sets.values()) wantSets.set(s.name, s);
-  for (const svc of services) for (const s of svc.ownSets) wantSets.set(s.name, s);
   const wantChains = new Set<string>();
-  for (const { chain } of base) wantChains.add(chain.name);
-  for (const svc of services) for (const { chain } of svc.chains) wantChains.add(chain.name);
-
-  if (have) {
-    // With every rule gone, nothing refers to a set or chain but the maps' elements.
-    for (const c of have.chains) tx.flushChain(fam, TABLE, c);
-    for (const [name, params] of have.sets) {
-      const want = wantSets.get(name);
-      if (!want || !sameParams(params, paramsOf(want))) tx.deleteSet(fam, TABLE, name);
-      else if (!want.dynamic) tx.flushSet(want); // dynamic sets hold the packet path's entries (affinity): kept
-    }
+  for (const { chain } of base) {
+    wantChains.add(chain.name);
+    chains.addChain(chain);
   }
-  for (const s of wantSets.values()) tx.addSet(s);
-  for (const { chain } of base) tx.addChain(chain);
-  for (const svc of services) for (const { chain } of svc.chains) tx.addChain(chain);
-  // Rules before elements: binding a rule to a map walks the map's elements.
-  for (const { rules } of base) for (const rule of rules) tx.addRule(rule);
-  for (const svc of services) for (const { rules } of svc.chains) for (const rule of rules) tx.addRule(rule);
-  const els = new ElementsBySet();
+  for (const { rules: list } of base) for (const rule of list) rules.addRule(rule);
   for (const [name, list] of r.fixedElements()) els.add(setDefOf(r, name, undefined), list);
   shared.clear();
-  for (const svc of services) {
-    for (const [name, list] of svc.elements) els.add(setDefOf(r, name, svc), SharedElements.has(name) ? list.filter((e) => shared.hold(name, e)) : list);
+  for (const [name, v] of state.services) {
+    const svc = r.service(v, ids.get(name));
+    for (const s of svc.ownSets) wantSets.set(s.name, s);
+    for (const { chain } of svc.chains) {
+      wantChains.add(chain.name);
+      chains.addChain(chain);
+    }
+    for (const { rules: list } of svc.chains) for (const rule of list) rules.addRule(rule);
+    for (const [set, list] of svc.elements) els.add(setDefOf(r, set, svc), SharedElements.has(set) ? list.filter((e) => shared.hold(set, e)) : list);
   }
-  els.writeTo(tx);
+  els.end();
+
+  if (have) {
+    for (const c of have.chains) converge.flushChain(fam, TABLE, c);
+    for (const [name, params] of have.sets) {
+      const want = wantSets.get(name);
+      if (!want || !sameParams(params, paramsOf(want))) converge.deleteSet(fam, TABLE, name);
+      else if (!want.dynamic) converge.flushSet(want); // dynamic sets hold the packet path's entries (affinity): kept
+    }
+  }
+  for (const s of wantSets.values()) sets.addSet(s);
   // Stale sets before stale chains: a stale verdict map's elements refer to stale chains.
   if (have) for (const c of have.chains) if (!wantChains.has(c)) tx.deleteChain(fam, TABLE, c);
   return tx;
