@@ -37,6 +37,7 @@ interface Flags {
   ipvsTcpTimeout?: string;
   ipvsTcpfinTimeout?: string;
   ipvsUdpTimeout?: string;
+  udpTimeout?: string;
   kubeconfig?: string;
   master?: string;
   cleanup?: boolean;
@@ -75,8 +76,10 @@ export function resolveSettings(flags: Flags, given: (name: keyof Flags) => bool
   set('ipvsTcpTimeout', (v) => (s.ipvs.tcpTimeoutMs = parseDuration(v)));
   set('ipvsTcpfinTimeout', (v) => (s.ipvs.tcpFinTimeoutMs = parseDuration(v)));
   set('ipvsUdpTimeout', (v) => (s.ipvs.udpTimeoutMs = parseDuration(v)));
+  set('udpTimeout', (v) => (s.udpIdleTimeoutMs = parseDuration(v)));
   set('kubeconfig', (v) => (s.kubeconfig = v));
   set('master', (v) => (s.master = v));
+  if (!(s.udpIdleTimeoutMs > 0)) throw new Error(`--udp-timeout must be greater than 0`);
   if (!Number.isInteger(s.masqueradeBit) || s.masqueradeBit < 0 || s.masqueradeBit > 31) throw new Error(`--iptables-masquerade-bit ${s.masqueradeBit} is not in 0-31`);
   for (const c of [...csv(s.clusterCIDR), ...s.nodePortAddresses.filter((a) => a !== 'primary')]) {
     const [ip, len] = c.split('/');
@@ -126,7 +129,7 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
   const backends = new Map<IPFamily, ProxyBackend>();
   for (const c of familyConfigs(s)) {
     if (s.mode !== 'nftables') {
-      backends.set(c.family, createBackend(s.mode, c, s));
+      backends.set(c.family, createBackend(s.mode, c, s, log));
       continue;
     }
     const rec = flags.dryRun ? new RecordingTransport() : undefined;
@@ -164,6 +167,8 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
     log,
     health,
     serviceHealth,
+    // Userspace mode makes no NAT entries: nothing stale to clear, and the node may have no conntrack tool.
+    ...(s.mode === 'userspace' ? { conntrack: null } : {}),
   });
 
   const source = makeSource(flags, s, nodeName, log);
@@ -177,7 +182,8 @@ async function runProxy(flags: Flags, cmd: Command): Promise<void> {
   }
   const stop = (signal: string) => {
     // Rules stay in place: traffic keeps flowing while the proxy restarts.
-    log.info({ signal }, 'exiting; rules left in place');
+    // Userspace mode: the daemon is the proxy, so proxied traffic stops; its addresses stay (clients are refused, not hung).
+    log.info({ signal }, s.mode === 'userspace' ? 'exiting; userspace proxying stops, service addresses left in place' : 'exiting; rules left in place');
     proxier.stop();
     serviceHealth.close();
     void source.stop().finally(() => process.exit(0));
@@ -236,7 +242,7 @@ async function dryRun(source: ConfigSource, nodeName: string, backends: Map<IPFa
 export function proxyCommand(): Command {
   const cmd = new Command('proxy').description('the service proxy (kube-proxy compatible)');
   cmd
-    .addOption(new Option('--proxy-mode <mode>', 'which proxy mode to use: iptables, nftables or ipvs').default('iptables'))
+    .addOption(new Option('--proxy-mode <mode>', 'which proxy mode to use: iptables, nftables, ipvs or userspace (the daemon forwards itself; no netfilter needed)').default('iptables'))
     .option('--hostname-override <name>', "the node's name, if not the host name")
     .option('--cluster-cidr <cidrs>', 'the pod CIDR(s) of the cluster; traffic to services from outside them is masqueraded')
     .option('--nodeport-addresses <cidrs>', 'the addresses node ports accept on (CIDRs or "primary"); default: all local addresses')
@@ -257,6 +263,7 @@ export function proxyCommand(): Command {
     .option('--ipvs-tcp-timeout <duration>', 'timeout for idle IPVS TCP connections')
     .option('--ipvs-tcpfin-timeout <duration>', 'timeout for IPVS TCP connections after FIN')
     .option('--ipvs-udp-timeout <duration>', 'timeout for IPVS UDP packets')
+    .addOption(new Option('--udp-timeout <duration>', 'userspace mode: how long an idle UDP session is kept').default('250ms'))
     .option('--kubeconfig <file>', 'kubeconfig with the API server and credentials')
     .option('--master <url>', 'the API server address (overrides the kubeconfig)')
     .option('--cleanup', 'remove everything podwire programmed, then exit')

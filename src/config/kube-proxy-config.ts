@@ -18,6 +18,8 @@ export interface ProxySettings {
   minSyncPeriodMs: number;
   kubeconfig: string;
   master: string;
+  /** Userspace mode: how long an idle UDP session is kept (kube-proxy's --udp-timeout / udpIdleTimeout). */
+  udpIdleTimeoutMs: number;
   ipvs: {
     scheduler: string;
     syncPeriodMs: number;
@@ -46,6 +48,7 @@ export function defaultSettings(): ProxySettings {
     minSyncPeriodMs: 1_000,
     kubeconfig: '',
     master: '',
+    udpIdleTimeoutMs: 250,
     ipvs: { scheduler: 'rr', syncPeriodMs: 30_000, minSyncPeriodMs: 0, strictARP: false, excludeCIDRs: [], tcpTimeoutMs: 0, tcpFinTimeoutMs: 0, udpTimeoutMs: 0 },
   };
 }
@@ -114,6 +117,7 @@ export function applyConfigText(text: string, file: string, s: ProxySettings): P
   out.metricsBindAddress = str(c, 'metricsBindAddress', w) ?? out.metricsBindAddress;
   const cc = obj(c.clientConnection, `${w} clientConnection`);
   out.kubeconfig = str(cc, 'kubeconfig', `${w} clientConnection`) ?? out.kubeconfig;
+  out.udpIdleTimeoutMs = dur(c, 'udpIdleTimeout', w) ?? out.udpIdleTimeoutMs;
   const ipt = obj(c.iptables, `${w} iptables`);
   out.masqueradeAll = bool(ipt, 'masqueradeAll', `${w} iptables`) ?? bool(c, 'masqueradeAll', w) ?? out.masqueradeAll;
   out.masqueradeBit = num(ipt, 'masqueradeBit', `${w} iptables`) ?? out.masqueradeBit;
