@@ -1,5 +1,6 @@
 // bin/podwire proxy --proxy-mode userspace --manifests DIR inside a node namespace, checked by real TCP and UDP
 // traffic from pods, the node and an external client. No netfilter rule is involved: the daemon accepts and forwards.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,45 @@ let a: Pod, b: Pod, r: Pod, d: Pod;
 let udpSticky = '';
 let dir = '';
 const daemon = new ProxyDaemon();
+let bulkServer: ChildProcess | null = null;
+
+// A pod workload that reads a whole upload, then answers "<bytes> <sha256>" and a 2 MiB download of its own, then ends.
+const BULK_SERVER = `
+const { createHash } = require('node:crypto');
+const srv = require('node:net').createServer({ allowHalfOpen: true }, (s) => {
+  const h = createHash('sha256'); let n = 0;
+  s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => {
+    s.write(n + ' ' + h.digest('hex') + '\\n');
+    const chunk = Buffer.alloc(65536, 7);
+    for (let i = 0; i < 32; i++) s.write(chunk);
+    s.end();
+  });
+  s.on('error', () => {});
+});
+srv.listen(9100, '0.0.0.0', () => console.log('ready'));
+`;
+
+// Uploads 3 MiB through the service, half-closes, and reports what came back.
+const BULK_CLIENT = `
+const { createHash } = require('node:crypto');
+const [host, port] = process.argv.slice(1);
+const s = require('node:net').connect({ host, port: Number(port), allowHalfOpen: true });
+const up = createHash('sha256'); const chunks = [];
+s.on('connect', () => {
+  for (let i = 0; i < 48; i++) { const c = Buffer.alloc(65536, i); up.update(c); s.write(c); }
+  s.end();
+});
+s.on('data', (d) => chunks.push(d));
+s.on('end', () => {
+  const all = Buffer.concat(chunks); const nl = all.indexOf(10);
+  const body = all.subarray(nl + 1);
+  console.log(JSON.stringify({ line: all.subarray(0, nl).toString(), sent: 48 * 65536 + ' ' + up.digest('hex'), body: body.length, bodyOk: body.every((b) => b === 7) }));
+  process.exit(0);
+});
+s.on('error', (e) => { console.error(String(e)); process.exit(1); });
+setTimeout(() => { console.error('timeout'); process.exit(1); }, 20000);
+`;
 
 interface PortSpec {
   name: string;
@@ -53,6 +93,7 @@ function write(file: string, ...items: object[]): void {
 const HTTP: PortSpec = { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30080 };
 const DNS: PortSpec = { name: 'dns', port: 53, targetPort: 8081, protocol: 'UDP' };
 const PLAIN: PortSpec = { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' };
+const BULK: PortSpec = { name: 'data', port: 80, targetPort: 9100, protocol: 'TCP' };
 const RETRY: PortSpec = { name: 'http', port: 80, targetPort: 9090, protocol: 'TCP' };
 
 function startDaemon(): void {
@@ -97,6 +138,7 @@ beforeAll(async () => {
   write('web.json', service('web', '10.96.0.10', [HTTP], { type: 'NodePort' }), slice('web', [a, r], [HTTP]));
   write('dns.json', service('dns', '10.96.0.53', [DNS]), slice('dns', [a, r], [DNS]));
   write('sticky.json', service('sticky', '10.96.0.30', [PLAIN], { affinity: 600 }), slice('sticky', [a, b, r], [PLAIN]));
+  write('bulk.json', service('bulk', '10.96.0.70', [BULK]), slice('bulk', [a], [BULK]));
   write('retry.json', service('retry', '10.96.0.60', [RETRY]), slice('retry', [a, d], [RETRY]));
   write('empty.json', service('empty', '10.96.0.40', [PLAIN]));
   write('lb.json',
@@ -105,10 +147,28 @@ beforeAll(async () => {
   write('web6.json', service('web6', 'fd00:96::10', [PLAIN], { family: 6 }), slice('web6', [a, r], [PLAIN], 6));
   writeFileSync(join(dir, 'node.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1' },
     status: { addresses: [{ type: 'InternalIP', address: c.node(1).ip4 }, { type: 'InternalIP', address: c.node(1).ip6 }] } }));
+  bulkServer = await startBulkServer(a);
   startDaemon();
 }, 120_000);
 
+function startBulkServer(pod: Pod): Promise<ChildProcess> {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn('ip', ['netns', 'exec', pod.ns, process.execPath, '-e', BULK_SERVER], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bulk server not ready')), 10_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      if (String(d).includes('ready')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`bulk server exited (${code})`)));
+  });
+}
+
 afterAll(async () => {
+  bulkServer?.kill('SIGKILL');
   await daemon.stop();
   await c?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -164,6 +224,17 @@ describe('podwire proxy --proxy-mode userspace', () => {
     expect(Object.values(same)).toEqual([3]);
     udpSticky = Object.keys(same)[0]!;
     expect(['a', 'r']).toContain(udpSticky);
+  });
+
+  it('a large upload and download, with a half-close in between, arrive whole', async () => {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const res = await nsRun(b.ns, process.execPath, ['-e', BULK_CLIENT, '10.96.0.70', '80'], { env, timeoutMs: 30_000 });
+    expect(res.code, res.stderr).toBe(0);
+    const out = JSON.parse(res.stdout) as { line: string; sent: string; body: number; bodyOk: boolean };
+    expect(out.line).toBe(out.sent);
+    expect(out.body).toBe(32 * 65536);
+    expect(out.bodyOk).toBe(true);
   });
 
   it('an endpoint that refuses is skipped: the connection is retried on the next one', async () => {

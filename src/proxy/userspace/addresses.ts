@@ -73,6 +73,14 @@ export class AddressLink {
     throw new Error(`cannot create ${USERSPACE_LINK}: ${errors.join(', ')}`);
   }
 
+  /** This family's addresses on the link now (empty when there is no link yet). */
+  current(): Set<string> {
+    const rt = this.sock();
+    const link = rt.getLink(USERSPACE_LINK);
+    if (!link) return new Set();
+    return new Set(rt.listAddresses({ index: link.index, family: this.family }).map((a) => a.address));
+  }
+
   /** Makes this family's addresses on the link exactly `want`; returns how many changed. */
   reconcile(want: ReadonlySet<string>): number {
     const rt = this.sock();

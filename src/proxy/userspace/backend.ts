@@ -65,7 +65,9 @@ export class UserspaceProxier implements ProxyBackend {
 
   private async syncNow(req: SyncRequest): Promise<SyncResult> {
     const state = req.state;
-    const npIPs = nodePortAddresses(this.config, state);
+    // Without a Node object the core reports every interface address, podwire-us0's too: those are services, not the node.
+    const onLink = this.link.current();
+    const npIPs = nodePortAddresses(this.config, state).filter((ip) => !onLink.has(ip));
     const npKey = npIPs.join(',');
     // Node addresses feed every node port listener: a change there rewrites everything.
     const full = req.changed === null || npKey !== this.nodePortKey;
@@ -105,6 +107,7 @@ export class UserspaceProxier implements ProxyBackend {
       const after = plan?.addresses ?? [];
       for (const a of before) if (!after.includes(a) && this.unref(a, name)) addressesDropped.add(a);
       for (const a of after) if (!before.includes(a) && this.ref(a, name)) addressesAdded.add(a);
+      if (port) port.addresses = after;
       if (!view) {
         this.ports.delete(name);
         this.retry.delete(name);

@@ -30,7 +30,7 @@ const SWEEP_EVERY = 1024;
 
 export class Balancer {
   private endpoints: Target[] = [];
-  private keys = new Set<string>();
+  private byKey = new Map<string, Target>();
   private next = 0;
   private affinityMs: number;
   private readonly now: () => number;
@@ -52,7 +52,7 @@ export class Balancer {
   }
 
   has(key: string): boolean {
-    return this.keys.has(key);
+    return this.byKey.has(key);
   }
 
   /** Clients with an affinity entry (expired ones may linger until the next sweep). */
@@ -67,13 +67,13 @@ export class Balancer {
    */
   update(endpoints: readonly Target[], affinityTimeoutMs = this.affinityMs): void {
     this.endpoints = endpoints.map((e) => ({ ip: e.ip, port: e.port }));
-    this.keys = new Set(this.endpoints.map(targetKey));
+    this.byKey = new Map(this.endpoints.map((e) => [targetKey(e), e]));
     this.next = this.endpoints.length ? this.next % this.endpoints.length : 0;
     if (affinityTimeoutMs !== this.affinityMs) {
       this.affinityMs = affinityTimeoutMs;
       if (affinityTimeoutMs === 0) this.sticky.clear();
     }
-    for (const [client, s] of this.sticky) if (!this.keys.has(s.key)) this.sticky.delete(client);
+    for (const [client, s] of this.sticky) if (!this.byKey.has(s.key)) this.sticky.delete(client);
     this.sweep();
   }
 
@@ -89,7 +89,7 @@ export class Balancer {
     if (this.affinityMs > 0) {
       const s = this.sticky.get(clientIP);
       if (s && now - s.lastUsed <= this.affinityMs && !tried?.has(s.key)) {
-        const e = this.endpoints.find((x) => targetKey(x) === s.key);
+        const e = this.byKey.get(s.key);
         if (e) {
           s.lastUsed = now;
           return e;
