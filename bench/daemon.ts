@@ -1,7 +1,7 @@
 // npm run bench -- daemon [--modes iptables,nftables] [--services 10000] [--endpoints 10]
 //
 // The real daemon, end to end: `bin/podwire proxy --kubeconfig …` inside a
-// fresh namespace pw-b-daemon-<mode>, following an in-bench API server that
+// fresh namespace pw-b-daemon-<mode>-<pid>, following an in-bench API server that
 // serves N Services and N EndpointSlices. The API server runs in a child
 // process on a unix socket; socat inside the namespace forwards the
 // namespace's 127.0.0.1:6443 to it, so the namespace has no link to the host.
@@ -38,7 +38,8 @@ function stop(p: ChildProcess | undefined): Promise<void> {
 }
 
 async function benchMode(mode: string, server: ClusterServer, n: number): Promise<void> {
-  const ns = `pw-b-daemon-${mode}`;
+  // The pid: two runs at once must not share, and so delete, a namespace.
+  const ns = `pw-b-daemon-${mode}-${process.pid}`;
   try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ }
   execFileSync('ip', ['netns', 'add', ns]);
   let forwarder: ChildProcess | undefined;

@@ -3,7 +3,7 @@
 // The nftables backend through both transports, side by side in one run
 // (issue 6): the netlink batch and `nft -f -` text. Synthetic clusters of N
 // services x 10 endpoints (every tenth service with a node port), each run in
-// a fresh namespace pw-b-nft-<N>-<transport> that it removes: cold full sync,
+// a fresh namespace pw-b-nft-<N>-<transport>-<pid> that it removes: cold full sync,
 // a one-endpoint change (partial sync), one service added (partial sync), and
 // the process RSS. Each (size, transport) runs in a child process of its own,
 // so its RSS is its own (the nft transport's nft processes are not counted).
@@ -43,7 +43,8 @@ const mib = (b: number) => Math.round(b / 1048576);
 
 /** One size through one transport, in this process; prints its JSON line. */
 async function one(n: number, transport: TransportKind): Promise<void> {
-  const ns = `pw-b-nft-${n}-${transport}`;
+  // The pid: two runs at once (two people, or a helper script) must not share, and so delete, a namespace.
+  const ns = `pw-b-nft-${n}-${transport}-${process.pid}`;
   try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ }
   execFileSync('ip', ['netns', 'add', ns]);
   try {

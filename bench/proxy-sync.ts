@@ -6,7 +6,7 @@
 //
 // Synthetic clusters of N services x 10 endpoints (one endpoint of ten on this
 // node, every tenth service with a node port), programmed into a fresh
-// namespace pw-b-ipt-<flavour>-<N>: cold full sync (podwire's own work vs
+// namespace pw-b-ipt-<flavour>-<N>-<pid>: cold full sync (podwire's own work vs
 // iptables-restore), rule lines (and kube-proxy's for the same cluster), a
 // one-endpoint change, one service added, and the RSS of a process running
 // just that case (each flavour and size runs in a child of its own).
@@ -75,7 +75,8 @@ const s = (ms: number) => (ms / 1000).toFixed(2);
 
 
 async function benchIptables(size: number, flavour: Flavour): Promise<Record<string, string | number>> {
-  const ns = `pw-b-ipt-${flavour}-${size}`;
+  // The pid: two runs at once must not share, and so delete, a namespace.
+  const ns = `pw-b-ipt-${flavour}-${size}-${process.pid}`;
   try {
     execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   } catch {
