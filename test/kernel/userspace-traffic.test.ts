@@ -60,7 +60,7 @@ interface PortSpec {
   name: string;
   port: number;
   targetPort: number;
-  protocol: 'TCP' | 'UDP';
+  protocol: 'TCP' | 'UDP' | 'SCTP';
   nodePort?: number;
 }
 
@@ -93,11 +93,12 @@ function write(file: string, ...items: object[]): void {
 const HTTP: PortSpec = { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30080 };
 const DNS: PortSpec = { name: 'dns', port: 53, targetPort: 8081, protocol: 'UDP' };
 const PLAIN: PortSpec = { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' };
+const SCTP: PortSpec = { name: 'sig', port: 3868, targetPort: 3868, protocol: 'SCTP' };
 const BULK: PortSpec = { name: 'data', port: 80, targetPort: 9100, protocol: 'TCP' };
 const RETRY: PortSpec = { name: 'http', port: 80, targetPort: 9090, protocol: 'TCP' };
 
 function startDaemon(): void {
-  daemon.start(c.node(1).ns, ['--proxy-mode', 'userspace', '--manifests', dir, '--hostname-override', 'node-1',
+  daemon.start(c.node(1).ns, ['-v', '4', '--proxy-mode', 'userspace', '--manifests', dir, '--hostname-override', 'node-1',
     '--cluster-cidr', '10.244.0.0/16,fd00:244::/48', '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249',
     '--udp-timeout', '30s']);
 }
@@ -138,6 +139,7 @@ beforeAll(async () => {
   write('web.json', service('web', '10.96.0.10', [HTTP], { type: 'NodePort' }), slice('web', [a, r], [HTTP]));
   write('dns.json', service('dns', '10.96.0.53', [DNS]), slice('dns', [a, r], [DNS]));
   write('sticky.json', service('sticky', '10.96.0.30', [PLAIN], { affinity: 600 }), slice('sticky', [a, b, r], [PLAIN]));
+  write('sctp.json', service('sig', '10.96.0.80', [SCTP]), slice('sig', [a], [SCTP]));
   write('bulk.json', service('bulk', '10.96.0.70', [BULK]), slice('bulk', [a], [BULK]));
   write('retry.json', service('retry', '10.96.0.60', [RETRY]), slice('retry', [a, d], [RETRY]));
   write('empty.json', service('empty', '10.96.0.40', [PLAIN]));
@@ -262,6 +264,19 @@ describe('podwire proxy --proxy-mode userspace', () => {
     await daemon.eventually(async () => expect(tally(await c.probe(b.ns, '10.96.0.53', 53, { proto: 'udp', count: 4, timeoutMs: 1000 }))).toEqual({ [keep.name]: 4 }), 5_000);
     expect(tally(await udpFromPort(b.ns, '10.96.0.53', 53, 40001, 2))).toEqual({ [keep.name]: 2 });
     expect(tally(await c.probe(c.client, c.node(1).ip4, 30080, { count: 3, timeoutMs: 1500 }))).toEqual({ a: 3 });
+  });
+
+  it('an SCTP port is skipped with one log line, not one per sync', async () => {
+    const lines = () => daemon.log.split('\n').filter((l) => l.includes('no SCTP sockets') && l.includes('default/sig:sig')).length;
+    // -v 4 logs every sync: wait for the partial sync that re-reads the SCTP service.
+    const partials = () => (daemon.log.match(/"full":false,"changed":[1-9]/g) ?? []).length;
+    await daemon.eventually(async () => expect(lines()).toBeGreaterThan(0), 10_000);
+    expect(lines()).toBe(1);
+    const before = partials();
+    write('sctp.json', service('sig', '10.96.0.80', [SCTP]), slice('sig', [a, b], [SCTP]));
+    await daemon.eventually(async () => expect(partials()).toBeGreaterThan(before), 5_000);
+    expect(lines()).toBe(1);
+    expect(await linkAddresses()).toContain('10.96.0.80/32');
   });
 
   it('a service added at run time is served; removed, it is refused', async () => {
