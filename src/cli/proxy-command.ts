@@ -1,9 +1,10 @@
 // `podwire proxy`: kube-proxy's flags and defaults, plus --manifests DIR.
 import { Command, Option } from 'commander';
-import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { defaultSettings, loadConfigFile, type ProxySettings } from '../config/kube-proxy-config.js';
 import { parseDuration } from '../config/duration.js';
+// Go's address rules (no zones), which the nftables values these CIDRs become require.
+import { isIP } from '../netlink/ip.js';
 import { createBackend } from '../proxy/backends.js';
 import { createNftablesBackend } from '../proxy/nftables/index.js';
 import { RecordingTransport, type TransportKind } from '../proxy/nftables/transport.js';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CniError, ErrorCode, formatResult, parseCniArgs, parseResult, readEnv, SUPPORTED_VERSIONS } from '../../src/cni/spec/index.js';
 import { parseNetConf } from '../../src/cni/spec/plugin.js';
-import { formatIP, parseIP } from '../../src/cni/spec/ip.js';
+import { formatCIDR, formatIP, parseCIDR, parseIP } from '../../src/cni/spec/ip.js';
+import { formatIp, parseIp } from '../../src/netlink/route/ip.js';
 
 const model = {
   cniVersion: '1.1.0',
@@ -96,5 +97,26 @@ describe('env, args and config', () => {
     expect(formatIP(parseIP('2001:0db8:0:0:1:0:0:1')!)).toBe('2001:db8::1:0:0:1');
     expect(parseIP('::ffff:10.0.0.1')!.family).toBe(4);
     expect(parseIP('010.0.0.1')).toBeNull();
+  });
+  it('parses IPs by Go\'s rules, on the netlink codec', () => {
+    expect(parseIP('10.1.2.3')).toEqual({ family: 4, value: 0x0a010203n });
+    expect(parseIP('fd00::1:2')).toEqual({ family: 6, value: (0xfd00n << 112n) | 0x10002n });
+    // net.ParseIP: an IPv4-mapped address is the IPv4 address, in either spelling.
+    expect(parseIP('::ffff:10.0.0.1')).toEqual({ family: 4, value: 0x0a000001n });
+    expect(parseIP('::FFFF:a00:1')).toEqual({ family: 4, value: 0x0a000001n });
+    expect(formatIP(parseIP('::ffff:10.0.0.1')!)).toBe('10.0.0.1');
+    expect(parseIP('::fffe:10.0.0.1')!.family).toBe(6);
+    expect(parseIP('::10.0.0.1')!.family).toBe(6);
+    for (const bad of ['fe80::1%eth0', '10.0.0.1%eth0', '10.0.0.01', '::ffff:010.0.0.1', '1:2:3:4:5:6:7:8:9', '10.0.0', ' 10.0.0.1', '']) {
+      expect([bad, parseIP(bad)]).toEqual([bad, null]);
+    }
+    // A v4-mapped CIDR keeps its IPv6 prefix length, as Go's ParseCIDR reads it.
+    expect(formatCIDR(parseCIDR('::ffff:10.0.0.0/120')!)).toBe('10.0.0.0/24');
+    expect(parseCIDR('fe80::/64%eth0')).toBeNull();
+    expect(parseCIDR('fe80::%eth0/64')).toBeNull();
+    // Formatting agrees with the netlink codec's for every address both can hold.
+    for (const s of ['2001:db8:0:0:1:0:0:1', '1:0:0:2:0:0:0:3', '::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '::1.2.3.4', '0.0.0.0', '255.255.255.255']) {
+      expect(formatIP(parseIP(s)!)).toBe(formatIp(parseIp(s).bytes));
+    }
   });
 });

@@ -42,6 +42,7 @@ describe('durations and the config file', () => {
       const fams = familyConfigs(s);
       expect(fams.map((f) => [f.family, f.clusterCIDRs])).toEqual([[4, ['10.244.0.0/16']], [6, ['fd00:244::/56']]]);
       expect(() => resolveSettings({ clusterCidr: '10.244.0.0' }, () => true)).toThrow(/not a CIDR/);
+      expect(() => resolveSettings({ clusterCidr: 'fe80::%eth0/64' }, () => true)).toThrow(/not a CIDR/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

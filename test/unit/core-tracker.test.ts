@@ -141,6 +141,9 @@ describe('servicePorts (conversion)', () => {
 describe('validation', () => {
   it('names the problem', () => {
     expect(serviceProblem(service('x', { clusterIP: '10.96.0.999' }))).toMatch(/not an IP/);
+    // Go's rules, as the API server's: no zones, no leading zeros.
+    expect(serviceProblem(service('x', { clusterIP: 'fd00::1%eth0' }))).toMatch(/not an IP/);
+    expect(serviceProblem(service('x', { clusterIP: '10.96.0.010' }))).toMatch(/not an IP/);
     expect(serviceProblem(service('x', { ports: [{ port: 70000 }] }))).toMatch(/out of range/);
     expect(serviceProblem(service('x', { ports: [{ port: 80, protocol: 'ICMP' as 'TCP' }] }))).toMatch(/not TCP, UDP or SCTP/);
     expect(serviceProblem(service('ok'))).toBeNull();

@@ -6,6 +6,8 @@ import { decodeGenlFamily, genlHeader } from '../../src/netlink/genetlink.js';
 import * as C from '../../src/netlink/route/constants.js';
 import { decodeAddr, decodeLink, decodeRoute } from '../../src/netlink/route/decode.js';
 import { broadcast4, formatIp, formatMac, maskBytes, parseCidr, parseIp, parseMac, tryParseIp } from '../../src/netlink/route/ip.js';
+import { isIP, isIPv4, isIPv6, parseIPv4, parseIPv6 } from '../../src/netlink/ip.js';
+import { ip as nftIp, ipFamily as nftFamily, ipToString } from '../../src/netlink/nftables/values.js';
 import { sysctlPath } from '../../src/netlink/sysctl.js';
 
 describe('IP codecs', () => {
@@ -19,16 +21,77 @@ describe('IP codecs', () => {
     ['FE80::ABCD', 'fe80::abcd'],
     ['::ffff:10.0.0.1', '::ffff:a00:1'],
     ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'], // the longest zero run, wherever it is
+    ['0:0:1:0:0:0:0:0', '0:0:1::'],
+    ['1:0:0:0:0:0:0:0', '1::'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['1:0:1:0:1:0:1:0', '1:0:1:0:1:0:1:0'], // no run of two
+    ['0000:0000::00ff', '::ff'],
+    ['::1.2.3.4', '::102:304'],
+    ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:102:304'],
+    ['::FFFF:255.255.255.255', '::ffff:ffff:ffff'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['255.255.255.255', '255.255.255.255'],
   ])('%s round-trips as %s', (text, canonical) => {
     expect(formatIp(parseIp(text).bytes)).toBe(canonical);
   });
 
-  it.each(['', '1.2.3', '1.2.3.256', '01.2.3.4x', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '12345::', 'g::1', '1:2:3:4:5:6:7:8::'])(
+  it.each([
+    '', '1.2.3', '1.2.3.256', '01.2.3.4x', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '12345::', 'g::1', '1:2:3:4:5:6:7:8::',
+    // Go's rules: no leading zeros in a dotted quad, no zones.
+    '01.2.3.4', '1.2.3.04', '00.0.0.0', '::ffff:01.2.3.4', 'fe80::1%eth0', 'fe80::1%1', '1.2.3.4%eth0',
+    // A dotted quad only as the last 32 bits.
+    '1:2:3:4:5:6:7:1.2.3.4', '1:2:3:4:5:6::1.2.3.4', '1.2.3.4::', '::1.2.3.4:1', '1:2:3:4:5:1.2.3.4', '::1.2.3', '::a.2.3.4',
+    ':1::', '1::2:', ':', '1:2:3:4:5:6:7', ' 1.2.3.4', '1.2.3.4 ', '::1 ', '1.2.3.4.5',
+  ])(
     'rejects %j',
     (text) => {
       expect(tryParseIp(text)).toBeNull();
     },
   );
+
+  it('applies one rule set in route/ip.ts, nftables/values.ts and the syntax checks', () => {
+    const cases = ['10.0.0.1', '010.0.0.1', '::ffff:10.0.0.1', '::ffff:010.0.0.1', 'fe80::1', 'fe80::1%eth0', '1::', '1:2:3:4:5:6:7:8::', '::1.2.3.4'];
+    for (const text of cases) {
+      const route = tryParseIp(text);
+      const family = isIP(text);
+      expect([text, route?.family ?? 0]).toEqual([text, family]);
+      expect([text, isIPv4(text), isIPv6(text)]).toEqual([text, family === 4, family === 6]);
+      if (family === 0) {
+        expect(() => nftIp(text)).toThrow(/not an IP(v6)? address/);
+        expect(() => nftFamily(text)).toThrow(/not an IP address/);
+      } else {
+        expect([text, nftIp(text).toString('hex'), nftFamily(text)]).toEqual([text, route!.bytes.toString('hex'), family]);
+      }
+    }
+    expect(parseIPv4('10.1.2.3')).toBe(0x0a010203);
+    expect(parseIPv4('255.255.255.255')).toBe(0xffffffff);
+    expect(parseIPv4('1.2.3.4.')).toBe(-1);
+    // parseIPv6 fills the caller's buffer at an offset and leaves the rest alone.
+    const out = Buffer.alloc(20, 0xee);
+    expect(parseIPv6('fd00::1:2', out, 2)).toBe(true);
+    expect(out.toString('hex')).toBe('eeee' + 'fd00000000000000000000000001' + '0002' + 'eeee');
+  });
+
+  it('formats what it parses, and parses what it formats, for every zero pattern', () => {
+    let seed = 3;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor((seed / 2147483648) * n);
+    };
+    for (let pattern = 0; pattern < 256; pattern++) {
+      // Each bit of pattern zeroes one group; the others get random values, some below 0x10.
+      const b = Buffer.alloc(16);
+      for (let g = 0; g < 8; g++) if (!(pattern & (1 << g))) b.writeUInt16BE(rnd(2) ? 1 + rnd(0xffff) : 1 + rnd(15), 2 * g);
+      const text = formatIp(b);
+      expect(text).toBe(new URL(`http://[${text}]/`).hostname.slice(1, -1)); // WHATWG's IPv6 serializer is RFC 5952's
+      expect(text).toMatch(/^[0-9a-f:]+$/);
+      expect(text).not.toMatch(/(^|:)0[0-9a-f]/); // no leading zeros in a group
+      expect(parseIp(text).bytes.equals(b)).toBe(true);
+      expect(ipToString(nftIp(text))).toBe(text);
+    }
+    expect(() => formatIp(new Uint8Array(5))).toThrow(/4 or 16 bytes/);
+  });
 
   it('parses CIDRs, masks and broadcasts', () => {
     const c = parseCidr('10.1.0.5/24');

@@ -1,7 +1,9 @@
 // IP addresses as bigints: enough to parse, print (Go's canonical form, so file names match
-// host-local's), compare and step through ranges without a dependency.
+// host-local's), compare and step through ranges without a dependency. The text codec is
+// netlink/ip.ts's (Go's rules); on top of it, "::ffff:a.b.c.d" is IPv4 here, as in Go's net.ParseIP.
+import { formatIp, isV4Mapped, parseIPv4, parseIPv6, type IpFamily } from '../../netlink/ip.js';
 
-export type IpFamily = 4 | 6;
+export type { IpFamily };
 export interface IP {
   family: IpFamily;
   value: bigint;
@@ -12,96 +14,26 @@ export interface IPNet {
   prefix: number;
 }
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-function parseV4(s: string): bigint | null {
-  const m = V4.exec(s);
-  if (!m) return null;
-  let v = 0n;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i] as string;
-    if (part.length > 1 && part.startsWith('0')) return null; // Go rejects leading zeros
-    const n = Number(part);
-    if (n > 255) return null;
-    v = (v << 8n) | BigInt(n);
-  }
-  return v;
-}
-
-function parseV6(s: string): bigint | null {
-  if (s.includes('%')) return null;
-  let head = s;
-  let tailV4: bigint | null = null;
-  const lastColon = s.lastIndexOf(':');
-  if (lastColon >= 0 && s.slice(lastColon + 1).includes('.')) {
-    tailV4 = parseV4(s.slice(lastColon + 1));
-    if (tailV4 === null) return null;
-    head = s.slice(0, lastColon + 1) + '0:0';
-  }
-  const halves = head.split('::');
-  if (halves.length > 2) return null;
-  const group = (g: string): number | null => (/^[0-9a-fA-F]{1,4}$/.test(g) ? parseInt(g, 16) : null);
-  const left = halves[0] === '' ? [] : (halves[0] as string).split(':');
-  const right = halves.length === 2 ? (halves[1] === '' ? [] : (halves[1] as string).split(':')) : [];
-  const total = left.length + right.length;
-  if (halves.length === 1 ? total !== 8 : total > 7) return null;
-  const groups: number[] = [];
-  for (const g of left) {
-    const n = group(g);
-    if (n === null) return null;
-    groups.push(n);
-  }
-  for (let i = 0; i < 8 - total; i++) groups.push(0);
-  for (const g of right) {
-    const n = group(g);
-    if (n === null) return null;
-    groups.push(n);
-  }
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(g);
-  if (tailV4 !== null) v = (v & ~0xffffffffn) | tailV4;
-  return v;
-}
-
+const v6 = new Uint8Array(16);
+const v6Words = new DataView(v6.buffer);
 
 /** Parses an IPv4 or IPv6 address; "::ffff:a.b.c.d" counts as IPv4, as in Go. */
 export function parseIP(s: string): IP | null {
-  if (s.includes(':')) {
-    const v = parseV6(s);
-    if (v === null) return null;
-    if (v >> 32n === 0xffffn) return { family: 4, value: v & 0xffffffffn };
-    return { family: 6, value: v };
-  }
-  const v = parseV4(s);
-  return v === null ? null : { family: 4, value: v };
+  const v4 = parseIPv4(s);
+  if (v4 >= 0) return { family: 4, value: BigInt(v4) };
+  if (!parseIPv6(s, v6)) return null;
+  if (isV4Mapped(v6)) return { family: 4, value: BigInt(v6Words.getUint32(12)) };
+  let value = 0n;
+  for (let i = 0; i < 16; i += 4) value = (value << 32n) | BigInt(v6Words.getUint32(i));
+  return { family: 6, value };
 }
 
 export function formatIP(ip: IP): string {
-  if (ip.family === 4) {
-    const v = ip.value;
-    return [(v >> 24n) & 255n, (v >> 16n) & 255n, (v >> 8n) & 255n, v & 255n].join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
-  // Compress the longest run (of at least two) of zero groups, the first one on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]): string => g.map((n) => n.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  const n = ip.family === 4 ? 4 : 16;
+  const b = new Uint8Array(n);
+  const words = new DataView(b.buffer);
+  for (let i = 0; i < n; i += 4) words.setUint32(i, Number((ip.value >> BigInt((n - 4 - i) * 8)) & 0xffffffffn));
+  return formatIp(b);
 }
 
 export function bits(family: IpFamily): number {

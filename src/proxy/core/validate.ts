@@ -1,7 +1,9 @@
 // Checks a Service or EndpointSlice before the proxy uses it, with a reason a
 // person can act on. Invalid objects are logged and skipped, never programmed.
-import { isIP } from 'node:net';
 import type { EndpointSlice, Service } from '../../api/types.js';
+// Go's address rules, as the API server's: a zoned address ("fe80::1%eth0",
+// which node:net takes) is refused here rather than by the renderers.
+import { isIP } from '../../netlink/ip.js';
 
 const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
 
