@@ -142,6 +142,7 @@ beforeAll(async () => {
   write('sctp.json', service('sig', '10.96.0.80', [SCTP]), slice('sig', [a], [SCTP]));
   write('bulk.json', service('bulk', '10.96.0.70', [BULK]), slice('bulk', [a], [BULK]));
   write('retry.json', service('retry', '10.96.0.60', [RETRY]), slice('retry', [a, d], [RETRY]));
+  write('dead.json', service('dead', '10.96.0.61', [RETRY]), slice('dead', [a], [RETRY]));
   write('empty.json', service('empty', '10.96.0.40', [PLAIN]));
   write('lb.json',
     service('lb', '10.96.0.50', [PLAIN], { type: 'LoadBalancer', sourceRanges: [`${CLIENT_IP4}/32`], status: { loadBalancer: { ingress: [{ ip: '203.0.113.9' }] } } }),
@@ -239,8 +240,13 @@ describe('podwire proxy --proxy-mode userspace', () => {
     expect(out.bodyOk).toBe(true);
   });
 
-  it('an endpoint that refuses is skipped: the connection is retried on the next one', async () => {
+  it('an endpoint that refuses is skipped: the connection is retried on the next one; with none left, the client is reset', async () => {
     expect(tally(await c.probe(b.ns, '10.96.0.60', 80, { count: 6, timeoutMs: 3000 }))).toEqual({ d: 6 });
+    // Its only endpoint refuses: after a few attempts the client is reset, not left waiting.
+    const [x] = await c.probe(b.ns, '10.96.0.61', 80, { timeoutMs: 5000 });
+    expect(x!.result).not.toBe('ok');
+    expect(x!.result).not.toBe('timeout');
+    expect(x!.ms).toBeLessThan(1000);
   });
 
   it('a load-balancer VIP: a client inside the source ranges is served, one outside is reset', async () => {

@@ -1,6 +1,7 @@
 // One TCP listener of userspace mode: accept, pick an endpoint, connect,
-// splice both ways. A connect that fails moves on to the next endpoint (with
-// growing timeouts); when none answers the client is reset, as a REJECT would.
+// splice both ways. A connect that fails moves on to the next endpoint, round
+// the list again if need be, with growing timeouts; when four attempts failed
+// the client is reset, as a REJECT would.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { targetKey } from './balancer.js';
 import type { Listener, Logger, Route } from './route.js';
@@ -65,9 +66,15 @@ export class TcpListener implements Listener {
 
   private attempt(client: Socket, route: Route, ip: string, tried: Set<string>, n: number): void {
     if (client.destroyed) return;
-    const target = n < CONNECT_TIMEOUTS_MS.length ? route.balancer.pick(ip, tried) : null;
+    let target = n < CONNECT_TIMEOUTS_MS.length ? route.balancer.pick(ip, tried) : null;
+    // Every endpoint tried and attempts left: go round again with the longer timeout (a lone endpoint whose first
+    // SYN was lost deserves more than 250 ms).
+    if (!target && n < CONNECT_TIMEOUTS_MS.length && tried.size > 0) {
+      tried.clear();
+      target = route.balancer.pick(ip, tried);
+    }
     if (!target) {
-      if (tried.size > 0) this.log.debug({ service: route.name, client: ip, tried: [...tried] }, 'userspace: no endpoint answered; resetting the client');
+      if (n > 0) this.log.debug({ service: route.name, client: ip, attempts: n }, 'userspace: no endpoint answered; resetting the client');
       client.resetAndDestroy();
       return;
     }
