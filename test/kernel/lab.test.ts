@@ -41,13 +41,17 @@ describe('podwire lab', () => {
     expect(status.stdout.match(/proxy pid \d+ running/g)?.length).toBe(2);
   }, 180_000);
 
-  it('passes every check with the nftables backend too, and removes itself without --keep', async () => {
-    const up = await run(process.execPath, [bin, 'lab', 'up', '--proxy-mode', 'nftables', '--prefix', 'pw-t-labn-', '--state-dir', '/run/pw-t-labn'], { env, timeoutMs: 120_000 });
+  it.each([
+    ['nftables', 'pw-t-labn-'],
+    ['userspace', 'pw-t-labu-'],
+  ])('passes every check with the %s backend too, and removes itself without --keep', async (mode, other) => {
+    const dir = `/run/${other.slice(0, -1)}`;
+    const up = await run(process.execPath, [bin, 'lab', 'up', '--proxy-mode', mode, '--prefix', other, '--state-dir', dir], { env, timeoutMs: 120_000 });
     expect(up.code, up.stdout + up.stderr).toBe(0);
-    expect(up.stdout).toMatch(/podwire proxy \(nftables\)/);
+    expect(up.stdout).toContain(`podwire proxy (${mode})`);
     expect(up.stdout).toMatch(/all \d+ checks passed/);
-    expect(existsSync('/run/pw-t-labn')).toBe(false);
-    expect(existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('pw-t-labn-')) : []).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(other)) : []).toEqual([]);
   }, 180_000);
 
   it('lab down leaves no namespace, process or file', async () => {
