@@ -17,6 +17,7 @@ import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from '..
 import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServiceView, SyncRequest, SyncResult } from '../model.js';
 import { DesiredIndex, type DesiredServer } from './desired.js';
 import { destroySets, ipsetRestore, readSets, renderSetDelta, renderSetRepair, wantedMembers } from './ipset.js';
+import { reconcileHostAddresses } from '../address-link.js';
 import { ensureDummy, hostCidr } from './link.js';
 import { IPVS_DUMMY_LINK } from './names.js';
 import { planServer, serviceDiffers, type KernelServer } from './reconcile.js';
@@ -184,19 +185,7 @@ export class IpvsBackend implements ProxyBackend {
       this.matched = matched;
       for (const [k, e] of kernel) if (!this.index.servers.has(k)) plan(k, { service: e.service, dests: [] });
       // Addresses: exactly the desired ones on kube-ipvs0.
-      const want = new Set([...this.index.addresses].map(hostCidr));
-      const have = rt.listAddresses({ index: linkIndex, family: this.family });
-      for (const a of have) {
-        if (want.has(a.cidr) || this.excluded(a.address)) continue;
-        rt.deleteAddress(linkIndex, a.cidr);
-        addressChanges++;
-      }
-      const haveSet = new Set(have.map((a) => a.cidr));
-      for (const c of want) {
-        if (haveSet.has(c)) continue;
-        rt.addAddress(linkIndex, c, { noDad: true });
-        addressChanges++;
-      }
+      addressChanges += reconcileHostAddresses(rt, linkIndex, this.family, this.index.addresses, (a) => this.excluded(a.address));
       const wanted = wantedMembers(this.index.setMembers());
       const sets = renderSetRepair(this.family, wanted, await readSets(this.opts.netnsPath, this.family, wanted));
       await ipsetRestore(this.opts.netnsPath, sets.text);
