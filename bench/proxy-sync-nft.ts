@@ -11,33 +11,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createNftablesBackend } from '../src/proxy/nftables/index.js';
 import type { TransportKind } from '../src/proxy/nftables/transport.js';
-import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
+import type { ProxyConfig } from '../src/proxy/model.js';
+import { ENDPOINTS, stateOf, syntheticService as service, syntheticServices } from './lib/synthetic-state.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1]! : def;
 };
-const ENDPOINTS = 10;
-
-const ip4 = (base: number, n: number) => `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-
-function service(i: number, shift = 0): ServiceView {
-  const info: ServicePortInfo = {
-    name: `bench/svc-${i}:http`, namespace: 'bench', service: `svc-${i}`, portName: 'http', protocol: 'TCP',
-    clusterIP: ip4(10, 0x600000 + i), port: 80, nodePort: i % 10 === 0 ? 30000 + ((i / 10) % 2768) : 0,
-    externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], affinityTimeoutSeconds: 0,
-    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0,
-  };
-  const eps: EndpointInfo[] = [];
-  for (let j = 0; j < ENDPOINTS; j++) {
-    const local = (i + j) % ENDPOINTS === 0;
-    eps.push({ ip: ip4(11, i * ENDPOINTS + j + shift), port: 8080, ready: true, serving: true, terminating: false, nodeName: local ? 'bench' : 'other', zone: '', isLocal: local });
-  }
-  return { info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps };
-}
-
-const stateOf = (services: Map<string, ServiceView>): ProxyState => ({ family: 4, node: { name: 'bench', ips: ['10.0.0.1'], zone: '', labels: {}, podCIDRs: [] }, services });
 const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
 const mib = (b: number) => Math.round(b / 1048576);
 
@@ -49,8 +30,7 @@ async function one(n: number, transport: TransportKind): Promise<void> {
   execFileSync('ip', ['netns', 'add', ns]);
   try {
     const backend = createNftablesBackend(config, { netnsPath: `/run/netns/${ns}`, transport });
-    const services = new Map<string, ServiceView>();
-    for (let i = 0; i < n; i++) { const v = service(i); services.set(v.info.name, v); }
+    const services = syntheticServices(n);
     let t = performance.now();
     await backend.sync({ state: stateOf(services), changed: null });
     const coldMs = performance.now() - t;

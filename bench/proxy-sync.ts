@@ -19,48 +19,13 @@ import { IptablesBackend } from '../src/proxy/iptables/index.js';
 import { iptablesTool } from '../src/proxy/iptables/exec.js';
 import { CANARY_CHAIN } from '../src/proxy/iptables/render.js';
 import type { Flavour } from '../src/proxy/iptables/index.js';
-import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../src/proxy/model.js';
+import type { ProxyConfig, ServiceView } from '../src/proxy/model.js';
+import { stateOf, syntheticService, syntheticServices } from './lib/synthetic-state.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, dflt: string): string {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-}
-
-const ENDPOINTS = 10;
-
-function ip4(base: number, n: number): string {
-  return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-}
-
-function syntheticService(i: number, endpointShift = 0): ServiceView {
-  const info: ServicePortInfo = {
-    name: `bench/svc-${i}:http`,
-    namespace: 'bench',
-    service: `svc-${i}`,
-    portName: 'http',
-    protocol: 'TCP',
-    clusterIP: ip4(10, 0x600000 + i),
-    port: 80,
-    nodePort: i % 10 === 0 ? 30000 + (i / 10) % 2768 : 0,
-    externalIPs: [],
-    loadBalancerVIPs: [],
-    loadBalancerSourceRanges: [],
-    affinityTimeoutSeconds: 0,
-    externalPolicyLocal: false,
-    internalPolicyLocal: false,
-    healthCheckNodePort: 0,
-  };
-  const eps: EndpointInfo[] = [];
-  for (let j = 0; j < ENDPOINTS; j++) {
-    const local = (i + j) % ENDPOINTS === 0;
-    eps.push({ ip: ip4(11, i * ENDPOINTS + j + endpointShift), port: 8080, ready: true, serving: true, terminating: false, nodeName: local ? 'bench' : 'other', zone: '', isLocal: local });
-  }
-  return { info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps };
-}
-
-function stateOf(services: Map<string, ServiceView>): ProxyState {
-  return { family: 4, node: { name: 'bench', ips: ['10.0.0.1'], zone: '', labels: {}, podCIDRs: [] }, services };
 }
 
 /** kube-proxy writes the same lines plus a hairpin rule in every KUBE-SEP- chain; podwire only where it can matter. */
@@ -86,11 +51,7 @@ async function benchIptables(size: number, flavour: Flavour): Promise<Record<str
   try {
     const config: ProxyConfig = { family: 4, clusterCIDRs: ['11.0.0.0/8'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
     const backend = new IptablesBackend(config, { netnsPath: `/run/netns/${ns}`, flavour });
-    const services = new Map<string, ServiceView>();
-    for (let i = 0; i < size; i++) {
-      const v = syntheticService(i);
-      services.set(v.info.name, v);
-    }
+    const services = syntheticServices(size);
     const stateRss = process.memoryUsage().rss;
     let t = performance.now();
     const cpu0 = process.cpuUsage();

@@ -6,7 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { cleanStaleConntrack, staleConntrackCommands, type ConntrackRunner } from '../../src/proxy/conntrack.js';
 import { createIpvsBackend } from '../../src/proxy/ipvs/index.js';
-import type { EndpointInfo, IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
+import type { EndpointInfo, IPFamily, ProxyBackend, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
+import { config as modelConfig, ep as modelEp, state as modelState, svcInfo, viewOf } from '../helpers/model.js';
 import { assert, test } from './harness.js';
 import { addNs, delNs, inNs, sh, shTry, serveInNs } from './sh.js';
 
@@ -23,27 +24,11 @@ const procs: ChildProcess[] = [];
 const ADDR = { s1: { 4: '10.1.0.2', 6: 'fd00:1::2' }, s2: { 4: '10.1.0.3', 6: 'fd00:1::3' } } as const;
 const NODE_POD_SIDE = { 4: '10.1.0.1', 6: 'fd00:1::1' } as const;
 
-function port(name: string, over: Partial<ServicePortInfo> = {}): ServicePortInfo {
-  return {
-    name: `default/${name}:p`, namespace: 'default', service: name, portName: 'p', protocol: 'TCP', clusterIP: '', port: 80,
-    nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], affinityTimeoutSeconds: 0,
-    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, ...over,
-  };
-}
-function ep(ip: string, p = 8080): EndpointInfo {
-  return { ip, port: p, ready: true, serving: true, terminating: false, nodeName: 'n', zone: '', isLocal: true };
-}
-function view(info: ServicePortInfo, internal: EndpointInfo[], external: EndpointInfo[] = internal): ServiceView {
-  const all = [...new Map([...internal, ...external].map((e) => [`${e.ip}|${e.port}`, e])).values()];
-  return { info, internalEndpoints: internal, externalEndpoints: external, allEndpoints: all };
-}
-function state(family: IPFamily, views: ServiceView[]): ProxyState {
-  const node = { name: 'n', ips: [family === 4 ? '10.2.0.1' : 'fd00:2::1'], zone: '', labels: {}, podCIDRs: [] };
-  return { family, node, services: new Map(views.map((v) => [v.info.name, v])) };
-}
-function config(family: IPFamily): ProxyConfig {
-  return { family, clusterCIDRs: [family === 4 ? '10.1.0.0/16' : 'fd00:1::/64'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
-}
+const port = (name: string, over: Partial<ServicePortInfo> = {}) => svcInfo('default', name, { portName: 'p', clusterIP: '', ...over });
+const ep = (ip: string, p = 8080) => modelEp(ip, p);
+const view = viewOf;
+const state = (family: IPFamily, views: ServiceView[]) => modelState(views, family, [family === 4 ? '10.2.0.1' : 'fd00:2::1']);
+const config = (family: IPFamily) => modelConfig({ family, clusterCIDRs: [family === 4 ? '10.1.0.0/16' : 'fd00:1::/64'] });
 
 async function serve(ns: string, name: string): Promise<void> {
   procs.push(await serveInNs(ns, 'node', [PEER, 'serve', name, '8080'], 'listening'));

@@ -3,8 +3,8 @@
 //   client (10.2.0.2) --veth-- node (10.2.0.1) --cni0 10.1.0.1/24-- server1 (10.1.0.2), server2 (10.1.0.3)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createIpvsBackend } from '../../src/proxy/ipvs/index.js';
-import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
-import type { ProxyBackend } from '../../src/proxy/model.js';
+import type { ProxyBackend, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
+import { config as modelConfig, ep as modelEp, state as modelState, svcInfo, view } from '../helpers/model.js';
 import { assert, test } from './harness.js';
 import { addNs, delNs, inNs, sh, shTry, serveInNs, waitLine } from './sh.js';
 
@@ -14,23 +14,10 @@ const NAMES = ['node', 'client', 's1', 's2'].map((n) => P + n);
 const PEER = `${process.cwd()}/test/ipvs/peer.mjs`;
 const procs: ChildProcess[] = [];
 
-function port(name: string, over: Partial<ServicePortInfo> = {}): ServicePortInfo {
-  return {
-    name: `default/${name}:http`, namespace: 'default', service: name, portName: 'http', protocol: 'TCP', clusterIP: '10.96.0.10', port: 80,
-    nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], affinityTimeoutSeconds: 0,
-    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, ...over,
-  };
-}
-function ep(ip: string): EndpointInfo {
-  return { ip, port: 8080, ready: true, serving: true, terminating: false, nodeName: 'n', zone: '', isLocal: true };
-}
-function view(info: ServicePortInfo, eps: EndpointInfo[]): ServiceView {
-  return { info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps };
-}
-function state(views: ServiceView[]): ProxyState {
-  return { family: 4, node: { name: 'n', ips: ['10.2.0.1'], zone: '', labels: {}, podCIDRs: ['10.1.0.0/24'] }, services: new Map(views.map((v) => [v.info.name, v])) };
-}
-const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.1.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
+const port = (name: string, over: Partial<ServicePortInfo> = {}) => svcInfo('default', name, { portName: 'http', ...over });
+const ep = (ip: string) => modelEp(ip, 8080);
+const state = (views: ServiceView[]) => modelState(views, 4, ['10.2.0.1'], { podCIDRs: ['10.1.0.0/24'] });
+const config = modelConfig({ clusterCIDRs: ['10.1.0.0/16'] });
 
 async function serve(ns: string, name: string): Promise<void> {
   procs.push(await serveInNs(ns, 'node', [PEER, 'serve', name, '8080'], 'listening'));

@@ -7,7 +7,7 @@ import { serviceChains } from '../../src/proxy/iptables/names.js';
 import type { ServiceView } from '../../src/proxy/model.js';
 import { Cluster, tally, type Pod } from '../helpers/cluster.js';
 import { netnsPath, nsMust } from '../helpers/netns.js';
-import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 let c: Cluster;
 let a: Pod, r: Pod;

@@ -6,7 +6,7 @@ import type { ProxyBackend, ServiceView } from '../../src/proxy/model.js';
 import { CLIENT_IP4, CLIENT_IP4_ALT, Cluster, tally, type Pod } from '../helpers/cluster.js';
 import { sharedBackendTraffic } from '../helpers/backend-traffic.js';
 import { netnsPath, nsMust } from '../helpers/netns.js';
-import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 let c: Cluster;
 let backend: ProxyBackend;

@@ -9,7 +9,7 @@ import { paramsOf, readTableNames, sameParams } from '../../src/proxy/nftables/r
 import type { ServiceView } from '../../src/proxy/model.js';
 import { Cluster, tally, type Pod } from '../helpers/cluster.js';
 import { netnsPath, nsMust } from '../helpers/netns.js';
-import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 let c: Cluster;
 let a: Pod, b: Pod, r: Pod;

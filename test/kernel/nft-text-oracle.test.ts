@@ -34,7 +34,7 @@ import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import { NftCommandError, NftTextTransport } from '../../src/proxy/nftables/transport.js';
 import type { ProxyBackend, ServiceView } from '../../src/proxy/model.js';
 import { NetnsScope, netnsPath, nsMust, nsRun } from '../helpers/netns.js';
-import { config, ep, state, svcInfo, view } from '../unit/iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 const scope = new NetnsScope('nfttext');
 const R1 = 1;

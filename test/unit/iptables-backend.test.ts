@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { IptablesBackend, type IptablesTool } from '../../src/proxy/iptables/index.js';
 import { endpointChain, serviceChains } from '../../src/proxy/iptables/names.js';
-import { config, ep, state, svcInfo, view } from './iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 /** Records restores; save() answers with what a node held before (a canned iptables-save). */
 class RecordingTool implements IptablesTool {

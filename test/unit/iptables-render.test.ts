@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { endpointChain, serviceChains } from '../../src/proxy/iptables/names.js';
 import { IptablesRenderer } from '../../src/proxy/iptables/render.js';
-import { config, ep, state, svcInfo, view } from './iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 const lines = (text: string) => (text === '' ? [] : text.slice(0, -1).split('\n'));
 

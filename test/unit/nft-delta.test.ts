@@ -6,7 +6,7 @@ import type { ServiceView } from '../../src/proxy/model.js';
 import { GROUP_KIND, groupId, LayoutRenderer, ServiceIds, SLOTS_PER_GROUP } from '../../src/proxy/nftables/layout.js';
 import { planDelta, planFull, SharedElements } from '../../src/proxy/nftables/plan.js';
 import { paramsOf, type SetParams, type TableNames } from '../../src/proxy/nftables/readback.js';
-import { config, ep, state, svcInfo, view } from './iptables-fixtures.js';
+import { config, ep, state, svcInfo, view } from '../helpers/model.js';
 
 const WEB = 'default/web:p80';
 const STICKY = 'default/sticky:p80';

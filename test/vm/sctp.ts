@@ -4,7 +4,8 @@
 // The backends are driven with hand-built ProxyStates, as in the IPVS suite.
 import type { ChildProcess } from 'node:child_process';
 import { createIptablesBackend } from '../../src/proxy/iptables/index.js';
-import type { EndpointInfo, ProxyBackend, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
+import type { ProxyBackend, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
+import { config as modelConfig, ep as modelEp, state as modelState, svcInfo, view } from '../helpers/model.js';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import { assert, runTests, test } from '../ipvs/harness.js';
 import { addNs, delNs, inNs, serveInNs, sh } from '../ipvs/sh.js';
@@ -16,25 +17,14 @@ const NAMES = ['node', 'client', 's1', 's2', 'up'].map((n) => P + n);
 const PEER = `${process.cwd()}/test/vm/sctp-peer.py`;
 const procs: ChildProcess[] = [];
 
-function port(name: string, clusterIP: string, over: Partial<ServicePortInfo> = {}): ServicePortInfo {
-  return {
-    name: `default/${name}:sctp`, namespace: 'default', service: name, portName: 'sctp', protocol: 'SCTP', clusterIP, port: 80,
-    nodePort: 0, externalIPs: [], loadBalancerVIPs: [], loadBalancerSourceRanges: [], affinityTimeoutSeconds: 0,
-    externalPolicyLocal: false, internalPolicyLocal: false, healthCheckNodePort: 0, ...over,
-  };
-}
-const ep = (ip: string): EndpointInfo => ({ ip, port: 8080, ready: true, serving: true, terminating: false, nodeName: 'n', zone: '', isLocal: true });
-const view = (info: ServicePortInfo, eps: EndpointInfo[]): ServiceView => ({ info, internalEndpoints: eps, externalEndpoints: eps, allEndpoints: eps });
-const config: ProxyConfig = { family: 4, clusterCIDRs: ['10.1.0.0/16'], masqueradeAll: false, masqueradeBit: 14, nodePortAddresses: [], localhostNodePorts: false };
+const port = (name: string, clusterIP: string, over: Partial<ServicePortInfo> = {}) => svcInfo('default', name, { portName: 'sctp', protocol: 'SCTP', clusterIP, ...over });
+const ep = (ip: string) => modelEp(ip, 8080);
+const config = modelConfig({ clusterCIDRs: ['10.1.0.0/16'] });
 
 const web = port('web', '10.96.0.30', { nodePort: 30300 });
 const single = port('single', '10.96.0.31');
 const empty = port('empty', '10.96.0.32');
-const state = (views: ServiceView[]): ProxyState => ({
-  family: 4,
-  node: { name: 'n', ips: ['10.2.0.1'], zone: '', labels: {}, podCIDRs: ['10.1.0.0/24'] },
-  services: new Map(views.map((v) => [v.info.name, v])),
-});
+const state = (views: ServiceView[]) => modelState(views, 4, ['10.2.0.1'], { podCIDRs: ['10.1.0.0/24'] });
 const both = [ep('10.1.0.2'), ep('10.1.0.3')];
 const full = () => state([view(web, both), view(single, [ep('10.1.0.3')]), view(empty, [])]);
 
