@@ -46,3 +46,31 @@ export async function serveInNs(ns: string, cmd: string, args: readonly string[]
   await waitLine(c, ready);
   return c;
 }
+
+/**
+ * The node of the VM traffic suites, made afresh: namespaces P+names (they include node, client, s1 and s2); in
+ * the node a bridge cni0 10.1.0.1/24 with the server pods s1 10.1.0.2 and s2 10.1.0.3 on it, and the client
+ * 10.2.0.2 on a routed veth whose node side is 10.2.0.1.
+ */
+export function serverTopology(P: string, names: readonly string[]): void {
+  const node = `${P}node`;
+  for (const n of names) delNs(P + n);
+  for (const n of names) addNs(P + n);
+  inNs(node, 'ip', ['link', 'add', 'cni0', 'type', 'bridge']);
+  inNs(node, 'ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'cni0']);
+  inNs(node, 'ip', ['link', 'set', 'cni0', 'up']);
+  const pod = (name: string, cidr: string, gw: string, bridge: boolean) => {
+    const ns = P + name;
+    const v = `v-${name}`;
+    sh('ip', ['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', v, 'netns', node]);
+    inNs(ns, 'ip', ['addr', 'add', cidr, 'dev', 'eth0']);
+    inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
+    inNs(ns, 'ip', ['route', 'add', 'default', 'via', gw]);
+    if (bridge) inNs(node, 'ip', ['link', 'set', v, 'master', 'cni0']);
+    inNs(node, 'ip', ['link', 'set', v, 'up']);
+  };
+  pod('s1', '10.1.0.2/24', '10.1.0.1', true);
+  pod('s2', '10.1.0.3/24', '10.1.0.1', true);
+  pod('client', '10.2.0.2/24', '10.2.0.1', false);
+  inNs(node, 'ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'v-client']);
+}

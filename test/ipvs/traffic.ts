@@ -6,11 +6,11 @@ import { createIpvsBackend } from '../../src/proxy/ipvs/index.js';
 import type { ProxyBackend, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
 import { config as modelConfig, ep as modelEp, state as modelState, svcInfo, view } from '../helpers/model.js';
 import { assert, test } from './harness.js';
-import { addNs, delNs, inNs, sh, shTry, serveInNs, waitLine } from './sh.js';
+import { delNs, inNs, serveInNs, serverTopology, sh, shTry, waitLine } from './sh.js';
 
 const P = 'pw-t-ipvs-';
 const NODE = `${P}node`;
-const NAMES = ['node', 'client', 's1', 's2'].map((n) => P + n);
+const NAMES = ['node', 'client', 's1', 's2'];
 const PEER = `${process.cwd()}/test/ipvs/peer.mjs`;
 const procs: ChildProcess[] = [];
 
@@ -27,27 +27,6 @@ function get(ns: string, urls: string[]): string[] {
   return JSON.parse(inNs(ns, 'node', [PEER, 'get', ...urls])) as string[];
 }
 
-function topology(): void {
-  for (const n of NAMES) delNs(n);
-  for (const n of NAMES) addNs(n);
-  inNs(NODE, 'ip', ['link', 'add', 'cni0', 'type', 'bridge']);
-  inNs(NODE, 'ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'cni0']);
-  inNs(NODE, 'ip', ['link', 'set', 'cni0', 'up']);
-  const pod = (ns: string, cidr: string, gw: string, bridge: boolean) => {
-    const v = `v-${ns.slice(P.length)}`;
-    sh('ip', ['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', v, 'netns', NODE]);
-    inNs(ns, 'ip', ['addr', 'add', cidr, 'dev', 'eth0']);
-    inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
-    inNs(ns, 'ip', ['route', 'add', 'default', 'via', gw]);
-    if (bridge) inNs(NODE, 'ip', ['link', 'set', v, 'master', 'cni0']);
-    inNs(NODE, 'ip', ['link', 'set', v, 'up']);
-  };
-  pod(`${P}s1`, '10.1.0.2/24', '10.1.0.1', true);
-  pod(`${P}s2`, '10.1.0.3/24', '10.1.0.1', true);
-  pod(`${P}client`, '10.2.0.2/24', '10.2.0.1', false);
-  inNs(NODE, 'ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'v-client']);
-}
-
 let backend: ProxyBackend;
 const web = port('web', { nodePort: 30080 });
 const sticky = port('sticky', { clusterIP: '10.96.0.11', affinityTimeoutSeconds: 600 });
@@ -57,7 +36,7 @@ const both = [ep('10.1.0.2'), ep('10.1.0.3')];
 const full = () => state([view(web, both), view(sticky, both), view(empty, []), view(self, [ep('10.1.0.2')])]);
 
 test('traffic: setup (topology, servers, first full sync)', async () => {
-  topology();
+  serverTopology(P, NAMES);
   await Promise.all([serve(`${P}s1`, 's1'), serve(`${P}s2`, 's2')]);
   backend = createIpvsBackend(config, { netnsPath: `/run/netns/${NODE}`, flavour: 'nft' });
   const r = await backend.sync({ state: full(), changed: null });
@@ -135,5 +114,5 @@ test('traffic: cleanup removes services, rules, sets and kube-ipvs0', async () =
   assert.notEqual(shTry('ip', ['netns', 'exec', NODE, 'ipset', 'list', 'KUBE-CLUSTER-IP']).code, 0);
   assert.notEqual(shTry('ip', ['-n', NODE, 'link', 'show', 'kube-ipvs0']).code, 0);
   for (const p of procs) p.kill('SIGKILL');
-  for (const n of NAMES) delNs(n);
+  for (const n of NAMES) delNs(P + n);
 });

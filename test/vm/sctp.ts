@@ -8,12 +8,12 @@ import type { ProxyBackend, ServicePortInfo, ServiceView } from '../../src/proxy
 import { config as modelConfig, ep as modelEp, state as modelState, svcInfo, view } from '../helpers/model.js';
 import { createNftablesBackend } from '../../src/proxy/nftables/index.js';
 import { assert, runTests, test } from '../ipvs/harness.js';
-import { addNs, delNs, inNs, serveInNs, sh } from '../ipvs/sh.js';
+import { delNs, inNs, serveInNs, serverTopology, sh } from '../ipvs/sh.js';
 
 const P = 'pw-t-sctp-';
 const NODE = `${P}node`;
 const CLIENT = `${P}client`;
-const NAMES = ['node', 'client', 's1', 's2', 'up'].map((n) => P + n);
+const NAMES = ['node', 'client', 's1', 's2', 'up'];
 const PEER = `${process.cwd()}/test/vm/sctp-peer.py`;
 const procs: ChildProcess[] = [];
 
@@ -29,25 +29,8 @@ const both = [ep('10.1.0.2'), ep('10.1.0.3')];
 const full = () => state([view(web, both), view(single, [ep('10.1.0.3')]), view(empty, [])]);
 
 function topology(): void {
-  for (const n of NAMES) delNs(n);
-  for (const n of NAMES) addNs(n);
-  inNs(NODE, 'ip', ['link', 'add', 'cni0', 'type', 'bridge']);
-  inNs(NODE, 'ip', ['addr', 'add', '10.1.0.1/24', 'dev', 'cni0']);
-  inNs(NODE, 'ip', ['link', 'set', 'cni0', 'up']);
+  serverTopology(P, NAMES);
   inNs(NODE, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  const pod = (ns: string, cidr: string, gw: string, bridge: boolean) => {
-    const v = `v-${ns.slice(P.length)}`;
-    sh('ip', ['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', v, 'netns', NODE]);
-    inNs(ns, 'ip', ['addr', 'add', cidr, 'dev', 'eth0']);
-    inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
-    inNs(ns, 'ip', ['route', 'add', 'default', 'via', gw]);
-    if (bridge) inNs(NODE, 'ip', ['link', 'set', v, 'master', 'cni0']);
-    inNs(NODE, 'ip', ['link', 'set', v, 'up']);
-  };
-  pod(`${P}s1`, '10.1.0.2/24', '10.1.0.1', true);
-  pod(`${P}s2`, '10.1.0.3/24', '10.1.0.1', true);
-  pod(CLIENT, '10.2.0.2/24', '10.2.0.1', false);
-  inNs(NODE, 'ip', ['addr', 'add', '10.2.0.1/24', 'dev', 'v-client']);
   // A node has a default route (here to an upstream namespace that forwards nothing): a service address
   // then reaches the forward hook, where a no-endpoints service is rejected, instead of failing routing
   // with "network unreachable". (Routing it back out towards the client would make the node send ICMP
@@ -116,7 +99,7 @@ for (const [mode, make] of backends) {
 
 test('sctp: teardown', () => {
   for (const p of procs) p.kill();
-  for (const n of NAMES) delNs(n);
+  for (const n of NAMES) delNs(P + n);
 });
 
 process.exit((await runTests(process.argv[2])) > 0 ? 1 : 0);
