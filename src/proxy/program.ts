@@ -2,7 +2,6 @@
 // array, never a shell, and its input on stdin: a string, or chunks written as
 // the pipe drains so a 40 MB ruleset is never one buffer.
 import { spawn } from 'node:child_process';
-import { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
 
 export interface ProgramResult {
@@ -52,23 +51,23 @@ export function runProgram(argv: readonly string[], input?: string | readonly st
 export function runProgramLines(argv: readonly string[], onLine: (line: string) => void): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    const decoder = new StringDecoder('utf8');
     const err: Buffer[] = [];
-    let carry = '';
+    /** The start of a line whose end has not come yet (copied: it must not keep its chunk alive). */
+    let carry: Buffer | null = null;
     let failure: unknown = null;
-    const feed = (text: string) => {
-      let at = 0;
-      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', at)) {
-        onLine(carry + text.slice(at, nl));
-        carry = '';
-        at = nl + 1;
-      }
-      carry += text.slice(at);
-    };
     child.stdout.on('data', (d: Buffer) => {
       if (failure) return;
       try {
-        feed(decoder.write(d));
+        let at = 0;
+        // Split on the newline byte (never part of a multi-byte UTF-8 character) and decode each line on its
+        // own: a slice of one big decoded chunk would keep the whole chunk alive as long as any part of it
+        // is kept (V8 sliced strings), and a full sync keeps 10^5 chain names.
+        for (let nl = d.indexOf(10); nl >= 0; nl = d.indexOf(10, at)) {
+          onLine(carry ? Buffer.concat([carry, d.subarray(at, nl)]).toString('utf8') : d.toString('utf8', at, nl));
+          carry = null;
+          at = nl + 1;
+        }
+        if (at < d.length) carry = carry ? Buffer.concat([carry, d.subarray(at)]) : Buffer.from(d.subarray(at));
       } catch (e) {
         failure = e; // the consumer's error: report it once the program is done
       }
@@ -76,10 +75,9 @@ export function runProgramLines(argv: readonly string[], onLine: (line: string) 
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e) => reject(new Error(`cannot run ${argv[0]}: ${e.message}`)));
     child.on('close', (code) => {
-      if (!failure) {
+      if (!failure && carry && carry.length > 0) {
         try {
-          feed(decoder.end());
-          if (carry !== '') onLine(carry);
+          onLine(carry.toString('utf8'));
         } catch (e) {
           failure = e;
         }
