@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EndpointInfo, ProxyConfig, ProxyState, ServicePortInfo, ServiceView } from '../../src/proxy/model.js';
-import { nodePortAddresses, planPort, sourceMatcher } from '../../src/proxy/userspace/plan.js';
+import { nodePortIPs } from '../../src/proxy/node-addresses.js';
+import { planPort, sourceMatcher } from '../../src/proxy/userspace/plan.js';
 
 function info(over: Partial<ServicePortInfo> = {}): ServicePortInfo {
   return {
@@ -61,10 +62,10 @@ describe('userspace plan', () => {
   });
 
   it('node port addresses: the node IPs, filtered by --nodeport-addresses, plus 127.0.0.1 when localhost node ports are on', () => {
-    expect(nodePortAddresses(config(), state(['10.0.0.11', '192.168.5.1']))).toEqual(['10.0.0.11', '192.168.5.1']);
-    expect(nodePortAddresses(config({ nodePortAddresses: ['10.0.0.0/24'] }), state(['10.0.0.11', '192.168.5.1']))).toEqual(['10.0.0.11']);
-    expect(nodePortAddresses(config({ localhostNodePorts: true }), state(['10.0.0.11']))).toEqual(['10.0.0.11', '127.0.0.1']);
-    expect(nodePortAddresses(config({ localhostNodePorts: true, nodePortAddresses: ['10.0.0.0/24'] }), state(['10.0.0.11']))).toEqual(['10.0.0.11']);
+    expect(nodePortIPs(config(), ['10.0.0.11', '192.168.5.1'], { localhost: false })).toEqual(['10.0.0.11', '192.168.5.1']);
+    expect(nodePortIPs(config({ nodePortAddresses: ['10.0.0.0/24'] }), ['10.0.0.11', '192.168.5.1'], { localhost: false })).toEqual(['10.0.0.11']);
+    expect(nodePortIPs(config({ localhostNodePorts: true }), ['10.0.0.11'], { localhost: true })).toEqual(['10.0.0.11', '127.0.0.1']);
+    expect(nodePortIPs(config({ localhostNodePorts: true, nodePortAddresses: ['10.0.0.0/24'] }), ['10.0.0.11'], { localhost: true })).toEqual(['10.0.0.11']);
   });
 
   it('source ranges: inside passes, outside fails, v4-mapped addresses are read as IPv4', () => {

@@ -9,15 +9,15 @@
 // only the changed service ports (plus any real servers still draining), so
 // its cost does not grow with the number of services.
 import { writeFileSync } from 'node:fs';
-import ipaddr from 'ipaddr.js';
 import { Ipvs, describeOp, familyOf, type IpvsOp } from '../../netlink/ipvs.js';
 import { native } from '../../netlink/native.js';
 import { RouteNetlink } from '../../netlink/rtnetlink.js';
 import { detectFlavour, iptablesTool, type Flavour, type IptablesTool } from '../iptables/exec.js';
-import type { IPFamily, ProxyBackend, ProxyConfig, ProxyState, ServiceView, SyncRequest, SyncResult } from '../model.js';
+import type { IPFamily, ProxyBackend, ProxyConfig, ServiceView, SyncRequest, SyncResult } from '../model.js';
 import { DesiredIndex, type DesiredServer } from './desired.js';
 import { destroySets, ipsetRestore, readSets, renderSetDelta, renderSetRepair, wantedMembers } from './ipset.js';
 import { reconcileHostAddresses } from '../address-link.js';
+import { cidrMatcher, nodePortIPs } from '../node-addresses.js';
 import { ensureDummy, hostCidr } from './link.js';
 import { IPVS_DUMMY_LINK } from './names.js';
 import { planServer, serviceDiffers, type KernelServer } from './reconcile.js';
@@ -54,7 +54,8 @@ export class IpvsBackend implements ProxyBackend {
   readonly family: IPFamily;
   private readonly config: ProxyConfig;
   private readonly opts: IpvsBackendOptions;
-  private readonly exclude: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
+  /** --ipvs-exclude-cidrs: virtual servers and addresses there are someone else's (never touched). */
+  private readonly excluded: (address: string) => boolean;
   private ipvs: Ipvs | null = null;
   private rt: RouteNetlink | null = null;
   private tool: IptablesTool | null = null;
@@ -76,7 +77,7 @@ export class IpvsBackend implements ProxyBackend {
     this.config = config;
     this.family = config.family;
     this.opts = opts;
-    this.exclude = (opts.excludeCIDRs ?? []).map((c) => ipaddr.parseCIDR(c));
+    this.excluded = cidrMatcher(opts.excludeCIDRs ?? []);
   }
 
   sync(req: SyncRequest): Promise<SyncResult> {
@@ -109,19 +110,6 @@ export class IpvsBackend implements ProxyBackend {
     this.setupDone = true;
   }
 
-  private excluded(address: string): boolean {
-    if (this.exclude.length === 0) return false;
-    const a = ipaddr.parse(address);
-    return this.exclude.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
-  }
-
-  private computeNodePortIPs(state: ProxyState): string[] {
-    const cidrs = this.config.nodePortAddresses.map((c) => ipaddr.parseCIDR(c));
-    return state.node.ips
-      .filter((ip) => familyOf(ip) === this.family)
-      .filter((ip) => cidrs.length === 0 || cidrs.some(([net, bits]) => net.kind() === ipaddr.parse(ip).kind() && ipaddr.parse(ip).match(net, bits)))
-      .map((ip) => ipaddr.parse(ip).toString());
-  }
 
   private kernelServer(key: string): KernelServer | undefined {
     const want = this.index.servers.get(key);
@@ -135,7 +123,7 @@ export class IpvsBackend implements ProxyBackend {
     this.setup();
     const ipvs = this.ipvs!;
     const rt = this.rt!;
-    const npIPs = this.computeNodePortIPs(req.state);
+    const npIPs = nodePortIPs(this.config, req.state.node.ips, { localhost: false });
     const renderOpts = { family: this.family, scheduler: this.opts.scheduler ?? 'rr', nodePortIPs: npIPs };
     const renderKey = `${renderOpts.scheduler}|${npIPs.join(',')}`;
     const full = req.changed === null || renderKey !== this.renderKey;

@@ -6,7 +6,8 @@ import type { Logger } from '../core/proxier.js';
 import type { IPFamily, ProxyBackend, ProxyConfig, ServiceView, SyncRequest, SyncResult } from '../model.js';
 import { AddressLink, USERSPACE_LINK } from './addresses.js';
 import { Balancer } from './balancer.js';
-import { nodePortAddresses, planPort, sourceMatcher, type ListenerSpec, type PortPlan } from './plan.js';
+import { nodePortIPs } from '../node-addresses.js';
+import { planPort, sourceMatcher, type ListenerSpec, type PortPlan } from './plan.js';
 import type { Listener, Route } from './route.js';
 import { TcpListener, type ConnectionSet } from './tcp.js';
 import { UdpListener } from './udp.js';
@@ -67,7 +68,7 @@ export class UserspaceProxier implements ProxyBackend {
     const state = req.state;
     // Without a Node object the core reports every interface address, podwire-us0's too: those are services, not the node.
     const onLink = this.link.current();
-    const npIPs = nodePortAddresses(this.config, state).filter((ip) => !onLink.has(ip));
+    const npIPs = nodePortIPs(this.config, state.node.ips, { localhost: this.config.localhostNodePorts }).filter((ip) => !onLink.has(ip));
     const npKey = npIPs.join(',');
     // Node addresses feed every node port listener: a change there rewrites everything.
     const full = req.changed === null || npKey !== this.nodePortKey;

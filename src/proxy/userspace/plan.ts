@@ -2,7 +2,8 @@
 // sockets to listen on, which endpoint list each one balances over, and the
 // service addresses that must be local (on podwire-us0).
 import ipaddr from 'ipaddr.js';
-import type { IPFamily, ProxyConfig, ProxyState, ServiceView } from '../model.js';
+import type { IPFamily, ServiceView } from '../model.js';
+import { cidrMatcher } from '../node-addresses.js';
 
 export type Destination = 'internal' | 'external';
 
@@ -30,19 +31,6 @@ export function listenerKey(protocol: string, address: string, port: number): st
 
 function canonical(ip: string): string {
   return ipaddr.parse(ip).toString();
-}
-
-/** Where node ports listen: the node's addresses within --nodeport-addresses (all of them when none), plus 127.0.0.1 when localhost node ports are on. */
-export function nodePortAddresses(config: ProxyConfig, state: ProxyState): string[] {
-  const cidrs = config.nodePortAddresses.map((c) => ipaddr.parseCIDR(c));
-  const inCidrs = (ip: string) => {
-    const a = ipaddr.parse(ip);
-    return cidrs.length === 0 || cidrs.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
-  };
-  const out = new Set<string>();
-  for (const ip of state.node.ips) if (ipaddr.isValid(ip) && familyOf(ip) === config.family && inCidrs(ip)) out.add(canonical(ip));
-  if (config.localhostNodePorts && config.family === 4 && inCidrs('127.0.0.1')) out.add('127.0.0.1');
-  return [...out].sort();
 }
 
 export function familyOf(ip: string): IPFamily {
@@ -76,12 +64,5 @@ export function planPort(view: ServiceView, nodePortIPs: readonly string[]): Por
 
 /** A matcher for load-balancer source ranges; null when everyone may connect. */
 export function sourceMatcher(ranges: readonly string[]): ((ip: string) => boolean) | null {
-  if (ranges.length === 0) return null;
-  const nets = ranges.map((c) => ipaddr.parseCIDR(c));
-  return (ip: string) => {
-    if (!ipaddr.isValid(ip)) return false;
-    let a = ipaddr.parse(ip);
-    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) a = (a as ipaddr.IPv6).toIPv4Address();
-    return nets.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
-  };
+  return ranges.length === 0 ? null : cidrMatcher(ranges);
 }
